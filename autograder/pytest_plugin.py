@@ -1,0 +1,167 @@
+"""pytest plugin for the hidden checks: `pytest autograder --submission NOTEBOOK`.
+
+Each check is a test marked `@pytest.mark.check("function: what it checks", points=N)`. The
+`student` fixture gives callables that run the submission's functions in the sandbox; every
+assertion runs here, in the trusted process. With `--results-json` the outcome of every check is
+written as JSON for the report step (autograder.report).
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from .expectations import CheckFailed
+from .sandbox import NO_SANDBOX_WARNING, Limits, StudentError, StudentProcess, sandbox_mode
+from .submission import SubmissionError, extract_student_code
+
+RESULTS = pytest.StashKey[dict]()
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("autograder", "hidden checks for a submitted notebook")
+    group.addoption("--submission", metavar="NOTEBOOK", help="the submitted notebook to grade")
+    group.addoption("--results-json", metavar="PATH", help="write every check's outcome to this JSON file")
+    group.addoption("--sandbox", choices=("auto", "bwrap", "none"), default="auto",
+                    help="how to isolate student code (auto: bubblewrap when usable; none: unsafe, for debugging)")
+    group.addoption("--require-gpu", action="store_true",
+                    help="treat a GPU check that cannot run (no CUDA or no weights) as a grader error")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "check(name, points): a graded hidden check; name starts with 'function: '")
+    config.stash[RESULTS] = {"checks": [], "started": time.time()}
+
+
+def pytest_collection_modifyitems(config, items):
+    if items and not config.getoption("--submission"):
+        raise pytest.UsageError("the hidden checks grade one notebook: pytest autograder --submission NOTEBOOK")
+    for item in items:
+        if item.get_closest_marker("check") is None:
+            raise pytest.UsageError(f"{item.nodeid} has no @pytest.mark.check(name, points)")
+
+
+class Submission:
+    """The notebook under test: its code, and one sandboxed process per graded function."""
+
+    def __init__(self, path: Path, mode: str, limits: Limits = Limits()):
+        self.path, self.mode, self.limits = path, sandbox_mode(mode), limits
+        self.error = None
+        self._functions: dict[str, StudentFunction] = {}
+        try:
+            self.code = extract_student_code(path)
+        except SubmissionError as error:
+            self.code, self.error = None, str(error)
+
+    def function(self, name: str, *, limits: Limits | None = None, ro_binds: tuple[str, ...] = ()):
+        if name not in self._functions:
+            self._functions[name] = StudentFunction(self, name, limits or self.limits, ro_binds)
+        return self._functions[name]
+
+    def close(self):
+        for function in self._functions.values():
+            function.close()
+
+
+class StudentFunction:
+    """Calls one of the student's functions in its sandbox; raises StudentError when it fails."""
+
+    def __init__(self, submission: Submission, name: str, limits: Limits, ro_binds):
+        self.submission, self.name, self.limits, self.ro_binds = submission, name, limits, ro_binds
+        self.process = None
+        self.failure = None
+
+    def _ensure_started(self):
+        if self.failure:
+            raise StudentError(self.failure)
+        if self.process is not None:
+            return
+        if self.submission.error:
+            self.failure = self.submission.error
+        elif not self.submission.code.defines(self.name):
+            self.failure = f"the notebook does not define {self.name}(): keep the function's name and signature"
+        if self.failure:
+            raise StudentError(self.failure)
+        process = StudentProcess(self.submission.code.program_for(self.name), self.name,
+                                 limits=self.limits, mode=self.submission.mode, ro_binds=self.ro_binds)
+        try:
+            process.start()
+        except StudentError as error:
+            self.failure = str(error)
+            raise
+        self.process = process
+
+    def __call__(self, *args, **kwargs):
+        self._ensure_started()
+        try:
+            return self.process.call(*args, **kwargs)
+        except StudentError as error:
+            if self.process.dead_reason:
+                self.failure = self.process.dead_reason
+            raise error
+
+    @property
+    def inputs_after_last_call(self):
+        return self.process.last_inputs_after
+
+    def close(self):
+        if self.process is not None:
+            self.process.close()
+
+
+@pytest.fixture(scope="session")
+def student(request):
+    config = request.config
+    submission = Submission(Path(config.getoption("--submission")), config.getoption("--sandbox"))
+    config.stash[RESULTS].update(sandbox=submission.mode, submission=str(submission.path),
+                                 notebook_error=submission.error,
+                                 skipped_cells=submission.code.skipped_cells if submission.code else [])
+    yield submission
+    submission.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    marker = item.get_closest_marker("check")
+    if marker is None or not (report.when == "call" or report.outcome != "passed"):
+        return
+    name = marker.args[0] if marker.args else marker.kwargs["name"]
+    points = float(marker.kwargs.get("points", marker.args[1] if len(marker.args) > 1 else 1))
+    entry = {"name": name, "max_score": points, "score": 0.0, "outcome": "passed", "message": ""}
+    if report.passed:
+        entry["score"] = points
+    elif report.skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        entry.update(outcome="not_run", message=reason.removeprefix("Skipped: "))
+    else:
+        error = call.excinfo.value if call.excinfo else None
+        if isinstance(error, (CheckFailed, StudentError)):
+            entry.update(outcome="failed", message=str(error))
+        elif isinstance(error, SubmissionError):
+            entry.update(outcome="failed", message=str(error))
+        else:  # a bug in the check itself: never the student's fault, never shown to them verbatim
+            entry.update(outcome="grader_error", message="the grader failed on this check; your instructor has been told",
+                         detail=str(report.longrepr)[-3000:])
+    results = item.config.stash[RESULTS]["checks"]
+    results[:] = [r for r in results if r["name"] != name] + [entry]
+
+
+def pytest_sessionfinish(session):
+    config = session.config
+    path = config.getoption("--results-json", None)
+    if not path or not config.getoption("--submission", None):
+        return
+    data = config.stash[RESULTS]
+    data["execution_time"] = round(time.time() - data.pop("started"), 3)
+    if data.get("sandbox") == "none":
+        data["warning"] = NO_SANDBOX_WARNING
+    Path(path).write_text(json.dumps(data, indent=2))
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if config.stash.get(RESULTS, {}).get("sandbox") == "none":
+        terminalreporter.write_line(NO_SANDBOX_WARNING, red=True, bold=True)

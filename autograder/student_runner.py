@@ -1,0 +1,141 @@
+"""Runs inside the sandbox: defines the student's code, then answers calls until stdin closes.
+
+Protocol (see wire.py): the first frame carries {"program", "function"}; the runner answers
+{"ok": true} or {"error": ...}. Each later frame is a call {"args", "kwargs"} answered with
+{"value"} or {"error"}. Everything here is untrusted once the student's code has run: the grader
+checks every answer itself and only ever reads arrays from it.
+"""
+import io
+import linecache
+import os
+import sys
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import wire  # noqa: E402  (copied next to this file inside the sandbox)
+
+OUTPUT_KEEP = 4096
+SOURCE_NAME = "<submission>"
+
+
+class CappedText(io.TextIOBase):
+    """Keeps the first OUTPUT_KEEP characters a student prints and counts the rest."""
+
+    def __init__(self):
+        self.kept, self.dropped = [], 0
+        self.size = 0
+
+    def writable(self):
+        return True
+
+    def write(self, text):
+        text = str(text)
+        room = OUTPUT_KEEP - self.size
+        if room > 0:
+            self.kept.append(text[:room])
+            self.size += min(room, len(text))
+        self.dropped += max(0, len(text) - max(room, 0))
+        return len(text)
+
+    def take(self):
+        text = "".join(self.kept)
+        if self.dropped:
+            text += f"\n[... {self.dropped} more characters of output dropped]"
+        self.kept, self.dropped, self.size = [], 0, 0
+        return text
+
+
+def student_traceback(error):
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename == SOURCE_NAME]
+    lines = [f"  line {f.lineno}, in {f.name}: {(f.line or '').strip()}" for f in frames[-4:]]
+    message = f"{type(error).__name__}: {error}"[:600]
+    return "\n".join(lines + [message])
+
+
+def to_numpy(value):
+    import numpy as np
+    import torch
+
+    if isinstance(value, torch.nn.Linear):
+        return "linear", np.array(value.weight.detach().cpu().numpy(), copy=True)
+    if isinstance(value, torch.Tensor):
+        tensor = torch.Tensor.detach(value).cpu()
+        if tensor.dtype == torch.bfloat16:
+            tensor = tensor.float()
+        return "tensor", np.array(tensor.numpy(force=True), copy=True)
+    if isinstance(value, np.generic):
+        return "numpy_scalar", np.asarray(value)
+    try:
+        from PIL import Image
+    except ImportError:
+        return None
+    if isinstance(value, Image.Image):
+        return f"image/{value.mode}", np.asarray(value).copy()
+    return None
+
+
+def from_array(kind, array):
+    import torch
+
+    if kind == "tensor":
+        return torch.from_numpy(array.copy())
+    if kind == "linear":   # a bias-free projection layer with the given weight (out, in)
+        layer = torch.nn.Linear(array.shape[1], array.shape[0], bias=False, dtype=torch.from_numpy(array).dtype)
+        with torch.no_grad():
+            layer.weight.copy_(torch.from_numpy(array.copy()))
+        return layer
+    raise wire.WireError(f"unknown argument kind {kind}")
+
+
+def main():
+    requests = os.dup(0)
+    replies = os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):            # raw writes to the standard streams go nowhere
+        os.dup2(devnull, fd)
+    captured = CappedText()
+    sys.stdout = sys.stderr = captured
+    sys.stdin = io.StringIO()
+
+    def reply(description, arrays=None):
+        description["output"] = captured.take()
+        wire.write_frame(replies, wire.pack(description, arrays or {}))
+
+    first = wire.read_frame(requests)
+    if first is None:
+        return
+    setup, _ = wire.unpack(first)
+    namespace = {"__name__": "__main__", "__builtins__": __builtins__}
+    try:
+        import torch
+        torch.set_num_threads(1)
+        linecache.cache[SOURCE_NAME] = (len(setup["program"]), None, setup["program"].splitlines(True), SOURCE_NAME)
+        exec(compile(setup["program"], SOURCE_NAME, "exec"), namespace)
+        function = namespace.get(setup["function"])
+        if not callable(function):
+            raise NameError(f"{setup['function']} is not a function in the submission")
+    except BaseException as error:  # SystemExit too: a student's sys.exit is their error, not ours
+        reply({"error": student_traceback(error)})
+        return
+    reply({"ok": True})
+
+    while True:
+        frame = wire.read_frame(requests)
+        if frame is None:
+            return
+        description, arrays = wire.unpack(frame)
+        args = wire.decode(description["args"], arrays, from_array=from_array)
+        kwargs = wire.decode(description["kwargs"], arrays, from_array=from_array)
+        try:
+            value = function(*args, **kwargs)
+            out_arrays = {}
+            encoded = wire.encode(value, out_arrays, to_numpy=to_numpy)
+            inputs_after = wire.encode([args, kwargs], out_arrays, to_numpy=to_numpy)
+        except BaseException as error:
+            reply({"error": student_traceback(error)})
+            continue
+        reply({"value": encoded, "inputs_after": inputs_after}, out_arrays)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""A submitted notebook -> the source of one graded function and everything it needs.
+
+Only the notebook's code is read, never its nbgrader metadata (a student can edit that). Each code
+cell is turned into plain Python (magics become calls, then are dropped), parsed on its own so that
+a syntax error costs only its cell, and the top-level imports, functions, classes and simple
+assignments are kept. For a graded function we emit just the definitions it reaches, in notebook
+order, so the last definition of a name wins as it would in Jupyter and unrelated top-level code
+(plots, prints, monkeypatching statements) never runs.
+"""
+from __future__ import annotations
+
+import ast
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024
+
+
+class SubmissionError(Exception):
+    """The file cannot be read as a notebook; the message is meant for the student."""
+
+
+@dataclass
+class Definition:
+    names: tuple[str, ...]          # names this statement binds at module level
+    source: str                     # the statement's code
+    uses: frozenset[str]            # names it reads (bodies, defaults, decorators, bases)
+    order: int                      # position in the notebook
+
+
+@dataclass
+class StudentCode:
+    definitions: list[Definition] = field(default_factory=list)
+    skipped_cells: list[str] = field(default_factory=list)   # readable notes on cells we could not parse
+
+    def defines(self, name: str) -> bool:
+        return any(name in d.names for d in self.definitions)
+
+    def program_for(self, function_name: str) -> str:
+        """The module source defining `function_name` and, transitively, what it uses."""
+        last_binding: dict[str, Definition] = {}
+        for definition in self.definitions:
+            for name in definition.names:
+                last_binding[name] = definition
+        needed: set[int] = set()
+        pending = [function_name]
+        seen: set[str] = set()
+        while pending:
+            name = pending.pop()
+            if name in seen or name not in last_binding:
+                continue
+            seen.add(name)
+            definition = last_binding[name]
+            needed.add(definition.order)
+            pending.extend(definition.uses)
+        chosen = [d for d in self.definitions if d.order in needed]
+        return "\n\n".join(d.source for d in chosen) + "\n"
+
+
+def read_code_cells(path: Path) -> list[str]:
+    """Sources of the code cells of a notebook file, in document order."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as error:
+        raise SubmissionError(f"cannot read the submission: {error.strerror}") from None
+    if size == 0:
+        raise SubmissionError("the submitted file is empty: submit the .ipynb notebook saved from Jupyter")
+    if size > MAX_NOTEBOOK_BYTES:
+        raise SubmissionError(f"the notebook is {size / 2**20:.0f} MB; clear large outputs and submit again "
+                              f"(limit {MAX_NOTEBOOK_BYTES // 2**20} MB)")
+    try:
+        document = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise SubmissionError("the submitted file is not a Jupyter notebook (.ipynb JSON); "
+                              "download it from Jupyter with File > Download") from None
+    if not isinstance(document, dict) or not isinstance(document.get("cells"), list):
+        raise SubmissionError("the submitted file is JSON but not a Jupyter notebook (no list of cells)")
+    sources = []
+    for cell in document["cells"]:
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        source = cell.get("source", "")
+        if isinstance(source, list):
+            source = "".join(part for part in source if isinstance(part, str))
+        if isinstance(source, str):
+            sources.append(source)
+    return sources
+
+
+def _to_python(cell_source: str) -> str:
+    """IPython syntax (magics, shell escapes) -> plain Python, as Jupyter would see it."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    try:
+        return TransformerManager().transform_cell(cell_source)
+    except Exception:  # a malformed magic; let ast report the cell as unparseable
+        return cell_source
+
+
+def _names_read(node: ast.AST) -> frozenset[str]:
+    return frozenset(n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load))
+
+
+def _bound_names(statement: ast.stmt) -> tuple[str, ...]:
+    if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return (statement.name,)
+    if isinstance(statement, (ast.Import, ast.ImportFrom)):
+        return tuple((alias.asname or alias.name).split(".")[0] for alias in statement.names if alias.name != "*")
+    if isinstance(statement, ast.Assign):
+        targets = statement.targets
+    elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
+        targets = [statement.target]
+    else:
+        return ()
+    names = []
+    for target in targets:
+        elements = target.elts if isinstance(target, (ast.Tuple, ast.List)) else [target]
+        if not all(isinstance(e, ast.Name) for e in elements):
+            return ()  # attribute or subscript targets mutate other objects: never replay them
+        names.extend(e.id for e in elements)
+    return tuple(names)
+
+
+def extract_student_code(path: Path) -> StudentCode:
+    code = StudentCode()
+    order = 0
+    for index, cell_source in enumerate(read_code_cells(path)):
+        python_source = _to_python(cell_source)
+        try:
+            module = ast.parse(python_source)
+        except (SyntaxError, ValueError) as error:
+            line = getattr(error, "lineno", None)
+            where = f" (line {line})" if line else ""
+            code.skipped_cells.append(f"code cell {index + 1} has a syntax error{where} and was ignored")
+            continue
+        for statement in module.body:
+            names = _bound_names(statement)
+            if not names:
+                continue
+            source = ast.get_source_segment(python_source, statement)
+            if source is None:
+                continue
+            # Decorators are part of the definition but not of its source segment.
+            decorators = getattr(statement, "decorator_list", [])
+            if decorators:
+                source = "\n".join("@" + ast.unparse(d) for d in decorators) + "\n" + source
+            code.definitions.append(Definition(names, source, _names_read(statement), order))
+            order += 1
+    return code

@@ -1,0 +1,133 @@
+"""What crosses the sandbox boundary: length-prefixed frames holding one .npz archive each.
+
+A value becomes a JSON description plus named arrays; the arrays travel as .npy entries and are
+loaded with allow_pickle=False, so nothing from the student's side is ever unpickled. This file is
+imported by the trusted grader and, inside the sandbox, by the student runner; it needs only numpy.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import struct
+
+import numpy as np
+
+HEADER = struct.Struct(">Q")
+MAX_FRAME_BYTES = 256 * 1024 * 1024
+ALLOWED_DTYPE_KINDS = "biuf"   # bool, signed, unsigned, float: never object or structured arrays
+
+
+class WireError(Exception):
+    pass
+
+
+def pack(description, arrays: dict[str, np.ndarray]) -> bytes:
+    buffer = io.BytesIO()
+    entries = {name: np.ascontiguousarray(array) for name, array in arrays.items()}
+    entries["__description__"] = np.frombuffer(json.dumps(description).encode(), dtype=np.uint8)
+    np.savez(buffer, **entries)
+    return buffer.getvalue()
+
+
+def unpack(payload: bytes):
+    try:
+        with np.load(io.BytesIO(payload), allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+        description = json.loads(arrays.pop("__description__").tobytes().decode())
+    except WireError:
+        raise
+    except Exception as error:
+        raise WireError(f"unreadable message ({type(error).__name__})") from None
+    for name, array in arrays.items():
+        if array.dtype.kind not in ALLOWED_DTYPE_KINDS:
+            raise WireError(f"array {name!r} has a disallowed dtype {array.dtype}")
+    return description, arrays
+
+
+def write_frame(fd: int, payload: bytes) -> None:
+    data = memoryview(HEADER.pack(len(payload)) + payload)
+    while data:
+        written = os.write(fd, data)
+        data = data[written:]
+
+
+def read_frame(fd: int) -> bytes | None:
+    """Blocking read of one frame (used inside the sandbox); None at end of stream."""
+    header = _read_exactly(fd, HEADER.size)
+    if header is None:
+        return None
+    (length,) = HEADER.unpack(header)
+    if length > MAX_FRAME_BYTES:
+        raise WireError("frame too large")
+    return _read_exactly(fd, length) if length else b""
+
+
+def _read_exactly(fd: int, count: int) -> bytes | None:
+    chunks, remaining = [], count
+    while remaining:
+        chunk = os.read(fd, min(remaining, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+# ---- values <-> (description, arrays) -------------------------------------------------------
+# Descriptions are small JSON trees: {"kind": ...}. Tensors and arrays refer to an array by name.
+
+def encode(value, arrays: dict[str, np.ndarray], *, to_numpy=None):
+    """Describe `value`; `to_numpy(value)` returns an ndarray for tensor-like values or None."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        if isinstance(value, float) and not np.isfinite(value):
+            return {"kind": "float", "repr": repr(value)}
+        return {"kind": "scalar", "value": value}
+    if isinstance(value, (list, tuple)):
+        return {"kind": type(value).__name__ if type(value) in (list, tuple) else "sequence",
+                "items": [encode(item, arrays, to_numpy=to_numpy) for item in value]}
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {"kind": "dict", "items": {k: encode(v, arrays, to_numpy=to_numpy) for k, v in value.items()}}
+    if isinstance(value, np.ndarray) and type(value) is np.ndarray:
+        name = f"a{len(arrays)}"
+        arrays[name] = value
+        return {"kind": "ndarray", "array": name}
+    if to_numpy is not None:
+        converted = to_numpy(value)
+        if converted is not None:
+            kind, array = converted
+            name = f"a{len(arrays)}"
+            arrays[name] = array
+            return {"kind": kind, "array": name}
+    return {"kind": "object", "type": f"{type(value).__module__}.{type(value).__qualname__}"[:200]}
+
+
+def decode(description, arrays: dict[str, np.ndarray], *, from_array=None):
+    """Inverse of encode; `from_array(kind, array)` rebuilds tensor-like values."""
+    kind = description.get("kind") if isinstance(description, dict) else None
+    if kind == "scalar":
+        return description["value"]
+    if kind == "float":
+        return float(description["repr"])
+    if kind in ("list", "tuple", "sequence"):
+        items = [decode(item, arrays, from_array=from_array) for item in description["items"]]
+        return tuple(items) if kind == "tuple" else items
+    if kind == "dict":
+        return {k: decode(v, arrays, from_array=from_array) for k, v in description["items"].items()}
+    if kind == "ndarray":
+        return arrays[description["array"]]
+    if kind == "object":
+        return ForeignObject(str(description.get("type", "?")))
+    if kind is not None and "array" in description and from_array is not None:
+        return from_array(kind, arrays[description["array"]])
+    raise WireError(f"unknown value description {str(description)[:80]!r}")
+
+
+class ForeignObject:
+    """Stands for a returned value that cannot cross the boundary (only its type name does)."""
+
+    def __init__(self, type_name: str):
+        self.type_name = type_name
+
+    def __repr__(self):
+        return f"<{self.type_name} object>"

@@ -1,0 +1,22 @@
+"""nbgrader configuration: exercises/ is the source, release/ the student version, solutions/ the solved one."""
+import os
+
+c = get_config()  # noqa: F821 (provided by nbgrader)
+
+c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
+c.CourseDirectory.source_directory = "exercises"
+c.CourseDirectory.release_directory = "release"
+c.CourseDirectory.solution_directory = "solutions"
+c.CourseDirectory.submitted_directory = "submitted"
+
+c.ClearSolutions.code_stub = {
+    "python": '# YOUR CODE HERE\nraise NotImplementedError("Write your solution here, then re-run this cell.")'
+}
+c.ClearSolutions.text_stub = "_The worked solution is published with the solutions after the deadline._"
+
+# Exercise 4 may load a real pipeline on CPU; give cells room.
+c.ExecutePreprocessor.timeout = 1800
+
+# "Solution notes" markdown cells are plain (ungraded) cells that hold a solution region;
+# nbgrader replaces the region with text_stub in the release instead of refusing the cell.
+c.ClearSolutions.enforce_metadata = False
