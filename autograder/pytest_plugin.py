@@ -26,6 +26,8 @@ def pytest_addoption(parser):
     group.addoption("--results-json", metavar="PATH", help="write every check's outcome to this JSON file")
     group.addoption("--sandbox", choices=("auto", "bwrap", "none"), default="auto",
                     help="how to isolate student code (auto: bubblewrap when usable; none: unsafe, for debugging)")
+    group.addoption("--call-timeout", type=float, default=Limits.call_seconds, metavar="SECONDS",
+                    help="seconds one call of a student's function may take")
     group.addoption("--require-gpu", action="store_true",
                     help="treat a GPU check that cannot run (no CUDA or no weights) as a grader error")
 
@@ -114,7 +116,8 @@ class StudentFunction:
 @pytest.fixture(scope="session")
 def student(request):
     config = request.config
-    submission = Submission(Path(config.getoption("--submission")), config.getoption("--sandbox"))
+    limits = Limits(call_seconds=config.getoption("--call-timeout"))
+    submission = Submission(Path(config.getoption("--submission")), config.getoption("--sandbox"), limits)
     config.stash[RESULTS].update(sandbox=submission.mode, submission=str(submission.path),
                                  notebook_error=submission.error,
                                  skipped_cells=submission.code.skipped_cells if submission.code else [])

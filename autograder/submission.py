@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import json
+import symtable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,7 @@ class Definition:
     source: str                     # the statement's code
     uses: frozenset[str]            # names it reads (bodies, defaults, decorators, bases)
     order: int                      # position in the notebook
+    is_import: bool = False
 
 
 @dataclass
@@ -54,7 +56,9 @@ class StudentCode:
             definition = last_binding[name]
             needed.add(definition.order)
             pending.extend(definition.uses)
-        chosen = [d for d in self.definitions if d.order in needed]
+        chosen = [d for d in self.definitions if d.order in needed or "*" in d.names]
+        # Imports first: cells may be in any order, and a constant may need a module imported later.
+        chosen.sort(key=lambda d: (not d.is_import, d.order))
         return "\n\n".join(d.source for d in chosen) + "\n"
 
 
@@ -99,15 +103,31 @@ def _to_python(cell_source: str) -> str:
         return cell_source
 
 
-def _names_read(node: ast.AST) -> frozenset[str]:
-    return frozenset(n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load))
+def _module_names_used(source: str) -> frozenset[str]:
+    """Module-level names a statement reads: at top level, and as globals inside its functions and
+    classes (parameters and local variables are not dependencies)."""
+    try:
+        table = symtable.symtable(source, "<cell>", "exec")
+    except SyntaxError:
+        return frozenset()
+    names: set[str] = set()
+    pending = [table]
+    while pending:
+        scope = pending.pop()
+        for symbol in scope.get_symbols():
+            at_top = scope.get_type() == "module"
+            if symbol.is_referenced() and (at_top or symbol.is_global()):
+                names.add(symbol.get_name())
+        pending.extend(scope.get_children())
+    return frozenset(names)
 
 
 def _bound_names(statement: ast.stmt) -> tuple[str, ...]:
     if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
         return (statement.name,)
     if isinstance(statement, (ast.Import, ast.ImportFrom)):
-        return tuple((alias.asname or alias.name).split(".")[0] for alias in statement.names if alias.name != "*")
+        return tuple("*" if alias.name == "*" else (alias.asname or alias.name).split(".")[0]
+                     for alias in statement.names)
     if isinstance(statement, ast.Assign):
         targets = statement.targets
     elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
@@ -146,6 +166,7 @@ def extract_student_code(path: Path) -> StudentCode:
             decorators = getattr(statement, "decorator_list", [])
             if decorators:
                 source = "\n".join("@" + ast.unparse(d) for d in decorators) + "\n" + source
-            code.definitions.append(Definition(names, source, _names_read(statement), order))
+            code.definitions.append(Definition(names, source, _module_names_used(source), order,
+                                               isinstance(statement, (ast.Import, ast.ImportFrom))))
             order += 1
     return code

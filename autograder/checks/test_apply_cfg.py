@@ -85,7 +85,8 @@ def test_dtypes(apply_cfg):
 @check("apply_cfg: leaves its inputs unmodified", points=1)
 def test_inputs_unmodified(apply_cfg):
     uncond, cond = predictions(7)
-    guided(apply_cfg, uncond, cond, 7.5)
+    expect(close(guided(apply_cfg, uncond, cond, 7.5), expected(uncond, cond, 7.5)),
+           "this check needs a correct result at guidance_scale=7.5 first")
     (uncond_after, cond_after, _), _ = apply_cfg.inputs_after_last_call
     expect(unchanged(uncond, uncond_after) and unchanged(cond, cond_after),
            "apply_cfg modified noise_uncond or noise_cond in place (e.g. with += or .mul_): return a new tensor")

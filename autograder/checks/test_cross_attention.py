@@ -46,6 +46,8 @@ def run(cross_attention, case):
            f"cross_attention should return a pair (output, attn_weights), but it returned {describe(result)}")
     output = as_tensor(result[0], "the first returned value (output)")
     weights = as_tensor(result[1], "the second returned value (attn_weights)")
+    expect(bool(torch.isfinite(output).all()) and bool(torch.isfinite(weights).all()),
+           "the output or the weights contain NaN or infinity")
     return output, weights
 
 
@@ -141,7 +143,10 @@ def test_matches_reference(cross_attention):
 @check("cross_attention: leaves its inputs unmodified", points=1)
 def test_inputs_unmodified(cross_attention):
     case = make_case(12, **UNET_LIKE)
-    run(cross_attention, case)
+    output, weights = run(cross_attention, case)
+    expected_output, expected_weights = reference(case)
+    expect(close(output, expected_output) and close(weights, expected_weights),
+           "this check needs a correct result on its inputs first")
     args_after, _ = cross_attention.inputs_after_last_call
     names = ["x_spatial", "x_text", "W_Q", "W_K", "W_V"]
     for name, after in zip(names, args_after):

@@ -1,0 +1,151 @@
+"""Command line: `python -m autograder release` and `python -m autograder grade PATH... --out DIR`."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+from . import report
+from .sandbox import NO_SANDBOX_WARNING, sandbox_mode
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def discover(paths: list[str]) -> list[tuple[str, Path]]:
+    """(submission id, notebook) pairs. In a folder, the first folder level is the student id
+    (nbgrader's submitted/<student>/<assignment>/<notebook>.ipynb); loose notebooks use their file name."""
+    found: list[tuple[str, Path]] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_file():
+            found.append((path.stem, path))
+        elif path.is_dir():
+            for notebook in sorted(path.rglob("*.ipynb")):
+                if ".ipynb_checkpoints" in notebook.parts or not notebook.is_file():
+                    continue
+                relative = notebook.relative_to(path)
+                found.append((relative.parts[0] if len(relative.parts) > 1 else notebook.stem, notebook))
+            # A student folder without any notebook is still a submission: it gets zero and says why.
+            for student in sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")):
+                if not any(student.rglob("*.ipynb")):
+                    files = sorted(f for f in student.rglob("*") if f.is_file())
+                    if files:
+                        found.append((student.name, files[0]))
+        else:
+            raise SystemExit(f"error: no such file or folder: {given}")
+    unique: dict[str, Path] = {}
+    for submission_id, notebook in found:
+        key = re.sub(r"[^A-Za-z0-9._-]", "_", submission_id).lstrip(".") or "submission"
+        if key in unique:
+            key = f"{key}-{re.sub(r'[^A-Za-z0-9._-]', '_', notebook.stem)}"
+        while key in unique:
+            key += "_"
+        unique[key] = notebook
+    return list(unique.items())
+
+
+def grade_one(notebook: Path, *, sandbox: str, require_gpu: bool, timeout: float, call_timeout: float) -> dict:
+    """Run the hidden checks on one notebook in a fresh grader process; always returns an outcome."""
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="grade-") as scratch:
+        results_path = Path(scratch) / "results.json"
+        command = [sys.executable, "-m", "pytest", str(PACKAGE_DIR), "-q", "-p", "no:cacheprovider",
+                   "--submission", str(notebook.resolve()), "--results-json", str(results_path),
+                   "--sandbox", sandbox, "--call-timeout", str(call_timeout)] + (["--require-gpu"] if require_gpu else [])
+        try:
+            run = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=scratch,
+                                 env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+            returncode, log = run.returncode, run.stdout[-4000:] + run.stderr[-4000:]
+        except subprocess.TimeoutExpired:
+            returncode, log = None, f"grading took longer than {timeout:.0f} s"
+        if returncode in (0, 1) and results_path.exists():
+            outcome = json.loads(results_path.read_text())
+            outcome["grader_failed"] = any(c["outcome"] == "grader_error" for c in outcome["checks"])
+            if outcome["grader_failed"]:
+                outcome["grader_log"] = log
+            return outcome
+    return {"checks": [], "execution_time": round(time.time() - started, 3), "grader_failed": True,
+            "error": "The grader itself failed on this submission; your instructor will regrade it.",
+            "grader_log": log}
+
+
+def command_grade(args) -> int:
+    submissions = discover(args.paths)
+    if not submissions:
+        print("no notebooks found", file=sys.stderr)
+        return 2
+    mode = sandbox_mode(args.sandbox)
+    if mode == "none":
+        print(NO_SANDBOX_WARNING, file=sys.stderr)
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    outcomes: dict[str, dict] = {}
+    from tqdm import tqdm
+
+    with ThreadPoolExecutor(max_workers=args.workers) as pool:
+        futures = {pool.submit(grade_one, notebook, sandbox=args.sandbox, require_gpu=args.require_gpu,
+                               timeout=args.timeout, call_timeout=args.call_timeout): submission_id for submission_id, notebook in submissions}
+        for future in tqdm(as_completed(futures), total=len(futures), desc="grading", unit="submission",
+                           disable=args.quiet or None, file=sys.stderr):
+            submission_id = futures[future]
+            outcome = future.result()
+            outcomes[submission_id] = outcome
+            report.write_submission_reports(out_dir, submission_id, outcome)
+    report.write_atomically(out_dir / "grades.csv", report.grades_csv(outcomes))
+    print(report.score_table(outcomes))
+    failed = sorted(s for s, o in outcomes.items() if o.get("grader_failed"))
+    for submission_id in failed:
+        print(f"grader error on {submission_id}:\n{outcomes[submission_id].get('grader_log', '')}", file=sys.stderr)
+    print(f"\n{len(outcomes)} submissions graded into {out_dir} (sandbox: {mode})"
+          + (f"; grader errors on: {', '.join(failed)}" if failed else ""))
+    return 2 if failed else 0
+
+
+def command_release(args) -> int:
+    from .release import release
+
+    release(Path(args.course_dir), args.assignments, solutions=not args.no_solutions)
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    grade = commands.add_parser("grade", help="grade submitted notebooks with the hidden checks",
+                                description="Grade notebooks in sandboxes and write results.json (Gradescope), "
+                                            "feedback.md per submission and grades.csv.")
+    grade.add_argument("paths", nargs="+", metavar="PATH",
+                       help="a notebook, a folder of notebooks, or an nbgrader submitted/ folder")
+    grade.add_argument("--out", required=True, metavar="DIR", help="where to write the reports")
+    grade.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1),
+                       help="submissions graded at once (default: CPU count)")
+    grade.add_argument("--sandbox", choices=("auto", "bwrap", "none"), default="auto",
+                       help="auto: bubblewrap when usable, else unconfined with a warning; bwrap: required")
+    grade.add_argument("--require-gpu", action="store_true",
+                       help="a GPU check that cannot run is a grader error instead of 'not run'")
+    grade.add_argument("--timeout", type=float, default=1800, help="seconds allowed per submission")
+    grade.add_argument("--call-timeout", type=float, default=30.0,
+                       help="seconds one call of a student's function may take (default 30)")
+    grade.add_argument("--quiet", action="store_true", help="no progress bar")
+    grade.set_defaults(run=command_grade)
+
+    release = commands.add_parser("release", help="regenerate release/ and solutions/ from exercises/ with nbgrader")
+    release.add_argument("assignments", nargs="*", help="assignment ids (default: every folder in exercises/)")
+    release.add_argument("--course-dir", default=str(PACKAGE_DIR.parent), help="folder holding nbgrader_config.py")
+    release.add_argument("--no-solutions", action="store_true", help="only the student version")
+    release.set_defaults(run=command_release)
+
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

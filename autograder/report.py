@@ -1,0 +1,134 @@
+"""Check outcomes -> what people read: Gradescope's results.json, a feedback page, grades.csv.
+
+Outcomes are "passed", "failed", "not_run" (a check that could not run here, e.g. no GPU: worth
+nothing either way and shown apart) and "grader_error" (our fault, never the student's).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+OUTCOME_MARK = {"passed": "PASS", "failed": "FAIL", "not_run": "NOT RUN", "grader_error": "GRADER ERROR"}
+
+
+def write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(handle, "w") as stream:
+        stream.write(text)
+    os.replace(temporary, path)
+
+
+def counted(check: dict) -> bool:
+    return check["outcome"] != "not_run"
+
+
+def totals(checks: list[dict]) -> tuple[float, float]:
+    kept = [c for c in checks if counted(c)]
+    return sum(c["score"] for c in kept), sum(c["max_score"] for c in kept)
+
+
+def gradescope_results(outcome: dict) -> dict:
+    """Gradescope's results.json for one submission (see the autograder specification)."""
+    checks = outcome.get("checks", [])
+    score, _ = totals(checks)
+    notes = []
+    if outcome.get("notebook_error"):
+        notes.append(f"Your notebook could not be graded: {outcome['notebook_error']}")
+    if outcome.get("error"):
+        notes.append(outcome["error"])
+    notes += [f"Note: {line}" for line in outcome.get("skipped_cells", [])]
+    if outcome.get("warning"):
+        notes.append(outcome["warning"])
+    tests = []
+    for check in checks:
+        test = {"name": check["name"], "score": check["score"], "max_score": check["max_score"],
+                "output": check["message"], "visibility": "visible"}
+        if check["outcome"] in ("passed", "failed"):
+            test["status"] = check["outcome"]
+        else:  # not run: no status and no points at stake, so it is neither a pass nor a failure
+            test["name"] += f" [{OUTCOME_MARK[check['outcome']].lower()}]"
+            test["max_score"] = 0.0 if check["outcome"] == "not_run" else check["max_score"]
+            test["extra_data"] = {"outcome": check["outcome"]}
+        tests.append(test)
+    return {"score": round(score, 4), "execution_time": outcome.get("execution_time", 0.0),
+            "output": "\n".join(notes), "visibility": "visible", "stdout_visibility": "hidden", "tests": tests}
+
+
+def feedback_markdown(submission_id: str, outcome: dict) -> str:
+    checks = outcome.get("checks", [])
+    score, maximum = totals(checks)
+    lines = [f"# Feedback for {submission_id}", "", f"**Score: {score:g} / {maximum:g}**", ""]
+    for note in gradescope_results(outcome)["output"].splitlines():
+        lines.append(f"> {note}")
+    if lines[-1] != "":
+        lines.append("")
+    for check in checks:
+        points = f"{check['score']:g}/{check['max_score']:g}" if counted(check) else "not counted"
+        lines.append(f"- **{OUTCOME_MARK[check['outcome']]}** {check['name']} ({points})")
+        if check["outcome"] != "passed" and check["message"]:
+            lines += ["  ```", *("  " + line for line in check["message"].splitlines()), "  ```"]
+    return "\n".join(lines) + "\n"
+
+
+def grades_csv(outcomes: dict[str, dict]) -> str:
+    names: list[str] = []
+    for outcome in outcomes.values():
+        for check in outcome.get("checks", []):
+            if check["name"] not in names:
+                names.append(check["name"])
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["submission", *names, "total", "max_total", "problems"])
+    for submission_id in sorted(outcomes):
+        outcome = outcomes[submission_id]
+        by_name = {c["name"]: c for c in outcome.get("checks", [])}
+        cells = []
+        for name in names:
+            check = by_name.get(name)
+            cells.append("" if check is None else "not run" if not counted(check) else f"{check['score']:g}")
+        score, maximum = totals(outcome.get("checks", []))
+        problems = outcome.get("notebook_error") or outcome.get("error") or ""
+        writer.writerow([submission_id, *cells, f"{score:g}", f"{maximum:g}", problems])
+    return buffer.getvalue()
+
+
+def function_totals(checks: list[dict]) -> dict[str, tuple[float, float]]:
+    """Score per graded function, from the 'function: ...' prefix of the check names."""
+    result: dict[str, tuple[float, float]] = {}
+    for check in checks:
+        if not counted(check):
+            continue
+        function = check["name"].split(":", 1)[0]
+        score, maximum = result.get(function, (0.0, 0.0))
+        result[function] = (score + check["score"], maximum + check["max_score"])
+    return result
+
+
+def score_table(outcomes: dict[str, dict]) -> str:
+    functions: list[str] = []
+    for outcome in outcomes.values():
+        for function in function_totals(outcome.get("checks", [])):
+            if function not in functions:
+                functions.append(function)
+    header = ["submission", *functions, "total"]
+    rows = []
+    for submission_id in sorted(outcomes):
+        outcome = outcomes[submission_id]
+        per_function = function_totals(outcome.get("checks", []))
+        score, maximum = totals(outcome.get("checks", []))
+        rows.append([submission_id, *(f"{per_function[f][0]:g}/{per_function[f][1]:g}" if f in per_function else "-"
+                                      for f in functions), f"{score:g}/{maximum:g}"])
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    render = lambda row: "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths))  # noqa: E731
+    return "\n".join([render(header), render(["-" * w for w in widths]), *map(render, rows)])
+
+
+def write_submission_reports(out_dir: Path, submission_id: str, outcome: dict) -> None:
+    folder = out_dir / submission_id
+    write_atomically(folder / "results.json", json.dumps(gradescope_results(outcome), indent=2))
+    write_atomically(folder / "feedback.md", feedback_markdown(submission_id, outcome))

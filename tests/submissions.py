@@ -1,0 +1,282 @@
+"""Corpora of Lesson 1 submissions, built from the released notebook by filling in its solution cells.
+
+CORRECT variants must get full marks, MISTAKES must lose points on the function they get wrong, and
+HOSTILE ones must earn nothing they did not honestly compute, without hurting the grader.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+ASSIGNMENT = "text_conditioning_guidance"
+RELEASE_NOTEBOOK = ROOT / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+
+GOOD_CROSS_ATTENTION = '''
+def cross_attention(x_spatial, x_text, W_Q, W_K, W_V):
+    q, k, v = W_Q(x_spatial), W_K(x_text), W_V(x_text)
+    w = torch.softmax(q @ k.T / math.sqrt(k.shape[-1]), dim=-1)
+    return w @ v, w
+'''
+GOOD_APPLY_CFG = '''
+def apply_cfg(noise_uncond, noise_cond, guidance_scale):
+    return noise_uncond + guidance_scale * (noise_cond - noise_uncond)
+'''
+
+
+@dataclass
+class Variant:
+    cross_attention: str | None = GOOD_CROSS_ATTENTION   # None keeps the released stub
+    apply_cfg: str | None = GOOD_APPLY_CFG
+    extra_cells: list[str] = field(default_factory=list)  # appended code cells
+    strip_metadata: bool = False
+    reverse_cells: bool = False
+    raw_bytes: bytes | None = None                        # not a notebook at all
+    suffix: str = ".ipynb"
+
+
+def variant_with(cross_attention=None, apply_cfg=None, **kwargs) -> Variant:
+    return Variant(cross_attention=cross_attention or GOOD_CROSS_ATTENTION,
+                   apply_cfg=apply_cfg or GOOD_APPLY_CFG, **kwargs)
+
+
+CORRECT = {
+    "einsum": variant_with(cross_attention='''
+def cross_attention(x_spatial, x_text, W_Q, W_K, W_V):
+    q, k, v = W_Q(x_spatial), W_K(x_text), W_V(x_text)
+    scores = torch.einsum("qd,td->qt", q, k) * k.shape[-1] ** -0.5
+    weights = scores.softmax(-1)
+    return torch.einsum("qt,td->qd", weights, v), weights
+'''),
+    "sdpa": variant_with(cross_attention='''
+def cross_attention(x_spatial, x_text, W_Q, W_K, W_V):
+    q, k, v = W_Q(x_spatial), W_K(x_text), W_V(x_text)
+    out = F.scaled_dot_product_attention(q[None], k[None], v[None])[0]
+    weights = torch.softmax(q @ k.transpose(0, 1) / math.sqrt(q.shape[-1]), dim=1)
+    return out, weights
+'''),
+    "manual_softmax_helpers_constants": variant_with(
+        cross_attention='''
+def cross_attention(x_spatial, x_text, W_Q, W_K, W_V):
+    q = project(W_Q, x_spatial)
+    k, v = project(W_K, x_text), project(W_V, x_text)
+    weights = stable_softmax(q @ k.T * (k.shape[-1] ** EXPONENT))
+    return weights @ v, weights
+''',
+        extra_cells=['''
+EXPONENT = -0.5
+def stable_softmax(scores):
+    shifted = torch.exp(scores - scores.max(dim=AXIS, keepdim=True).values)
+    return shifted / shifted.sum(dim=AXIS, keepdim=True)
+''', "AXIS = -1\ndef project(layer, x):\n    return layer(x)\n"]),
+    "lerp_and_redefined_later": variant_with(
+        apply_cfg="def apply_cfg(noise_uncond, noise_cond, guidance_scale):\n    return noise_cond  # first try\n",
+        extra_cells=["def apply_cfg(noise_uncond, noise_cond, guidance_scale):\n"
+                     "    return torch.lerp(noise_uncond, noise_cond, guidance_scale)\n"]),
+    "one_minus_w_form": variant_with(apply_cfg='''
+def apply_cfg(noise_uncond, noise_cond, guidance_scale):
+    w = guidance_scale
+    return (1 - w) * noise_uncond + w * noise_cond
+'''),
+    "magics_and_broken_cells": variant_with(extra_cells=["%matplotlib inline\n!pip list\nprint('hi')",
+                                                         "def oops(:\n    pass", "%%bash\necho cell magic"]),
+    "no_metadata_cells_reversed": variant_with(strip_metadata=True, reverse_cells=True),
+}
+
+MISTAKES = {  # name -> (variant, the function that must lose points)
+    "softmax_wrong_axis": (variant_with(cross_attention=GOOD_CROSS_ATTENTION.replace("dim=-1", "dim=0")),
+                           "cross_attention"),
+    "no_scaling": (variant_with(cross_attention=GOOD_CROSS_ATTENTION.replace(" / math.sqrt(k.shape[-1])", "")),
+                   "cross_attention"),
+    "scaled_by_d_k": (variant_with(cross_attention=GOOD_CROSS_ATTENTION.replace("math.sqrt(k.shape[-1])",
+                                                                               "k.shape[-1]")), "cross_attention"),
+    "kv_from_spatial": (variant_with(cross_attention=GOOD_CROSS_ATTENTION.replace(
+        "W_K(x_text), W_V(x_text)", "W_K(x_spatial), W_V(x_spatial)")), "cross_attention"),
+    "output_from_keys": (variant_with(cross_attention=GOOD_CROSS_ATTENTION.replace("w @ v, w", "w @ k, w")),
+                         "cross_attention"),
+    "swapped_returns": (variant_with(cross_attention=GOOD_CROSS_ATTENTION.replace("w @ v, w", "w, w @ v")),
+                        "cross_attention"),
+    "uniform_weights": (variant_with(cross_attention=GOOD_CROSS_ATTENTION.replace(
+        "w = torch.softmax(q @ k.T / math.sqrt(k.shape[-1]), dim=-1)",
+        "w = torch.full((q.shape[0], k.shape[0]), 1.0 / k.shape[0])")), "cross_attention"),
+    "cfg_common_mistake": (variant_with(apply_cfg=GOOD_APPLY_CFG.replace(
+        "noise_uncond + guidance_scale", "noise_cond + guidance_scale")), "apply_cfg"),
+    "cfg_clamped_scale": (variant_with(apply_cfg='''
+def apply_cfg(noise_uncond, noise_cond, guidance_scale):
+    w = min(max(guidance_scale, 0.0), 10.0)
+    return noise_uncond + w * (noise_cond - noise_uncond)
+'''), "apply_cfg"),
+    "cfg_rounded_scale": (variant_with(apply_cfg=GOOD_APPLY_CFG.replace("guidance_scale *", "round(guidance_scale) *")),
+                          "apply_cfg"),
+    "cfg_in_place": (variant_with(apply_cfg='''
+def apply_cfg(noise_uncond, noise_cond, guidance_scale):
+    noise_cond -= noise_uncond
+    noise_cond *= guidance_scale
+    return noise_uncond + noise_cond
+'''), "apply_cfg"),
+}
+
+
+def _stub_with(prefix: str, function: str, signature: str) -> str:
+    return f"{prefix}\ndef {function}({signature}):\n    raise NotImplementedError\n"
+
+
+CA_ARGS = "x_spatial, x_text, W_Q, W_K, W_V"
+CFG_ARGS = "noise_uncond, noise_cond, guidance_scale"
+
+# name -> (variant, the most points it may earn honestly)
+HOSTILE = {
+    "untouched_stubs": (Variant(cross_attention=None, apply_cfg=None), 0),
+    "infinite_loops": (Variant(cross_attention=f"def cross_attention({CA_ARGS}):\n    while True:\n        pass\n",
+                               apply_cfg=f'''
+import signal
+def apply_cfg({CFG_ARGS}):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    while True:
+        pass
+'''), 0),
+    "exits": (Variant(cross_attention=f"import sys\ndef cross_attention({CA_ARGS}):\n    sys.exit(0)\n",
+                      apply_cfg=f"import os\ndef apply_cfg({CFG_ARGS}):\n    os._exit(0)\n"), 0),
+    "memory_hog": (Variant(cross_attention=f'''
+def cross_attention({CA_ARGS}):
+    hog = []
+    while True:
+        hog.append(bytearray(256 * 1024 * 1024))
+''', apply_cfg=None), 0),
+    "forked_children": (Variant(cross_attention=f'''
+import os, time
+def cross_attention({CA_ARGS}):
+    for _ in range(20):
+        if os.fork() == 0:
+            os.setsid()
+            time.sleep(3600)
+    raise NotImplementedError
+''', apply_cfg=None), 0),
+    "monkeypatch_top_level": (Variant(cross_attention=None, apply_cfg=f'''
+import builtins
+torch.allclose = lambda *args, **kwargs: True
+torch.Tensor.__eq__ = lambda self, other: True
+builtins.isinstance = lambda *args: True
+def apply_cfg({CFG_ARGS}):
+    return noise_uncond
+'''), 1),
+    "monkeypatch_defaults_decorators": (Variant(cross_attention=f'''
+import builtins
+def _patch(function):
+    builtins.isinstance = lambda *args: True
+    torch.allclose = lambda *args, **kwargs: True
+    return function
+@_patch
+def cross_attention({CA_ARGS}, _=setattr(torch, "equal", lambda *a: True)):
+    return None, None
+''', apply_cfg=None), 0),
+    "input_transformer": (Variant(cross_attention=None, apply_cfg=None, extra_cells=[
+        "get_ipython().input_transformers_cleanup.append(lambda lines: ['pass\\n'])"]), 0),
+    "always_equal_objects": (Variant(cross_attention=f'''
+class Anything:
+    def __eq__(self, other): return True
+    def __ne__(self, other): return False
+    shape = (16, 6)
+def cross_attention({CA_ARGS}):
+    return Anything(), Anything()
+''', apply_cfg=f'''
+class Sneaky(torch.Tensor):
+    def __eq__(self, other): return torch.ones((), dtype=torch.bool)
+    def allclose(self, *a, **k): return True
+def apply_cfg({CFG_ARGS}):
+    return torch.zeros_like(noise_uncond).as_subclass(Sneaky)
+'''), 0),
+    "nan_outputs": (Variant(cross_attention=f'''
+def cross_attention({CA_ARGS}):
+    n, t = x_spatial.shape[0], x_text.shape[0]
+    return torch.full((n, W_V.weight.shape[0]), float("nan")), torch.full((n, t), float("nan"))
+''', apply_cfg=f"def apply_cfg({CFG_ARGS}):\n    return noise_uncond * float('nan')\n"), 0),
+    "fake_score_output": (Variant(cross_attention=f'''
+import json
+def cross_attention({CA_ARGS}):
+    print(json.dumps({{"score": 100, "tests": [{{"name": "cross_attention", "score": 10, "status": "passed"}}]}}))
+    print("17 passed in 0.01s")
+    raise NotImplementedError
+''', apply_cfg=None), 0),
+    "writes_results": (Variant(cross_attention=f'''
+import os
+def cross_attention({CA_ARGS}):
+    for path in ["/autograder/results/results.json", "../results.json", "results.json",
+                 os.environ.get("GRADER_OUT", "/tmp") + "/../grades.csv"]:
+        try:
+            with open(path, "w") as handle:
+                handle.write('{{"score": 100}}')
+        except OSError:
+            pass
+    raise NotImplementedError
+''', apply_cfg=None), 0),
+    "reads_solutions": (Variant(cross_attention=None, apply_cfg=f'''
+import glob, json
+def apply_cfg({CFG_ARGS}):
+    for path in glob.glob("/**/solutions/**/*.ipynb", recursive=True) + glob.glob("/**/checks/test_*.py", recursive=True):
+        text = open(path).read()
+        if "def apply_cfg" in text:
+            for cell in json.loads(text)["cells"]:
+                source = "".join(cell["source"]).replace("### BEGIN SOLUTION", "").replace("### END SOLUTION", "")
+                if "def apply_cfg" in source:
+                    namespace = dict(globals())
+                    exec(source, namespace)
+                    return namespace["apply_cfg"](noise_uncond, noise_cond, guidance_scale)
+    raise NotImplementedError
+'''), 0),
+    "network": (Variant(cross_attention=None, apply_cfg=f'''
+import socket
+def apply_cfg({CFG_ARGS}):
+    socket.create_connection(("1.1.1.1", 80), timeout=2).close()
+    return noise_uncond + guidance_scale * (noise_cond - noise_uncond)
+'''), 0),
+    "huge_stdout": (Variant(cross_attention=f'''
+import os
+def cross_attention({CA_ARGS}):
+    print("x" * 60_000_000)
+    os.write(1, b"y" * 60_000_000)
+    raise NotImplementedError
+''', apply_cfg=None), 0),
+    "not_a_notebook": (Variant(raw_bytes=b"def apply_cfg(u, c, w):\n    return u + w * (c - u)\n", suffix=".py"), 0),
+    "empty_file": (Variant(raw_bytes=b""), 0),
+    "garbage_json_notebook": (Variant(raw_bytes=b'{"cells": 5, "nbformat": 4}'), 0),
+}
+
+
+def _source_cell(notebook, grade_id):
+    for cell in notebook.cells:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id:
+            return cell
+    raise KeyError(grade_id)
+
+
+def build(variant: Variant, path: Path, release: Path = RELEASE_NOTEBOOK) -> Path:
+    """Write the submission for `variant` at `path` (its suffix may change); return the file written."""
+    path = path.with_suffix(variant.suffix)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if variant.raw_bytes is not None:
+        path.write_bytes(variant.raw_bytes)
+        return path
+    notebook = copy.deepcopy(nbformat.read(release, as_version=4))
+    for grade_id in ("cross_attention", "apply_cfg"):
+        replacement = getattr(variant, grade_id)
+        if replacement is not None:
+            _source_cell(notebook, grade_id).source = replacement.strip("\n") + "\n"
+    for source in variant.extra_cells:
+        notebook.cells.append(nbformat.v4.new_code_cell(source))
+    if variant.strip_metadata:
+        for cell in notebook.cells:
+            cell.metadata = {}
+    if variant.reverse_cells:
+        notebook.cells.reverse()
+    path.write_text(json.dumps(notebook, indent=1))
+    return path
+
+
+def write_corpus(folder: Path, variants: dict) -> dict[str, Path]:
+    return {name: build(entry[0] if isinstance(entry, tuple) else entry, folder / name / f"{ASSIGNMENT}.ipynb")
+            for name, entry in variants.items()}

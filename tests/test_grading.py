@@ -1,0 +1,120 @@
+"""The grader on three corpora built from the released notebook, through the real CLI and sandbox."""
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from autograder.cli import discover
+from tests.submissions import CORRECT, HOSTILE, MISTAKES, write_corpus
+
+FULL = {"cross_attention": 10.0, "apply_cfg": 7.0}
+
+
+def per_function(results: dict) -> dict[str, float]:
+    scores = {name: 0.0 for name in FULL}
+    for test in results["tests"]:
+        scores[test["name"].split(":")[0]] += test["score"]
+    return scores
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    corpus = tmp_path_factory.mktemp("corpus")
+    out = tmp_path_factory.mktemp("graded")
+    for name, variants in (("correct", CORRECT), ("mistakes", MISTAKES), ("hostile", HOSTILE)):
+        write_corpus(corpus / name, variants)
+    started = time.monotonic()
+    run = subprocess.run([sys.executable, "-m", "autograder", "grade", str(corpus / "correct"), str(corpus / "mistakes"),
+                          str(corpus / "hostile"), "--out", str(out), "--workers", "2", "--call-timeout", "5",
+                          "--sandbox", "bwrap", "--quiet"], capture_output=True, text=True, timeout=1200)
+    elapsed = time.monotonic() - started
+    return {"run": run, "out": out, "elapsed": elapsed, "corpus": corpus}
+
+
+def results_of(graded, name) -> dict:
+    return json.loads((graded["out"] / name / "results.json").read_text())
+
+
+def test_grader_exits_cleanly_and_writes_every_report(graded):
+    run = graded["run"]
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    expected = set(CORRECT) | set(MISTAKES) | set(HOSTILE)
+    assert {p.name for p in graded["out"].iterdir() if p.is_dir()} == expected
+    csv_lines = (graded["out"] / "grades.csv").read_text().splitlines()
+    assert len(csv_lines) == 1 + len(expected)
+    assert "cross_attention: keys and values come from the text, not the spatial input" in csv_lines[0]
+
+
+@pytest.mark.parametrize("name", sorted(CORRECT))
+def test_correct_variants_get_full_marks(graded, name):
+    results = results_of(graded, name)
+    assert per_function(results) == FULL, [t for t in results["tests"] if t["status"] != "passed"]
+    assert results["score"] == sum(FULL.values())
+
+
+@pytest.mark.parametrize("name", sorted(MISTAKES))
+def test_mistakes_lose_points_on_their_function_only(graded, name):
+    _, function = MISTAKES[name]
+    scores = per_function(results_of(graded, name))
+    assert scores[function] < FULL[function]
+    other = next(f for f in FULL if f != function)
+    assert scores[other] == FULL[other]
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_submissions_earn_no_false_credit(graded, name):
+    _, honest_maximum = HOSTILE[name]
+    results = results_of(graded, name)
+    assert results["score"] <= honest_maximum, [t["name"] for t in results["tests"] if t["score"]]
+    assert all(t["status"] in ("passed", "failed") for t in results["tests"])
+    assert len(results["tests"]) == 15
+
+
+def test_hostile_files_do_not_escape(graded):
+    out = graded["out"]
+    assert not (out.parent / "results.json").exists()
+    assert json.loads((out / "writes_results" / "results.json").read_text())["score"] == 0
+    assert (out / "grades.csv").read_text().startswith("submission,")
+
+
+def test_messages_explain_the_failure_without_hidden_inputs(graded):
+    messages = {t["name"]: t["output"] for t in results_of(graded, "cfg_common_mistake")["tests"]}
+    assert "starts from noise_uncond, not noise_cond" in messages["apply_cfg: w=1 returns the conditional prediction"]
+    no_scaling = {t["name"]: t["output"] for t in results_of(graded, "no_scaling")["tests"]}
+    assert "not scaled at all" in no_scaling["cross_attention: scores are scaled by 1/sqrt(d_k)"]
+    loops = results_of(graded, "infinite_loops")["tests"]
+    assert all("took longer than 5 s" in t["output"] for t in loops)
+    empty = results_of(graded, "empty_file")
+    assert "empty" in empty["output"]
+
+
+def test_grading_time_is_bounded(graded):
+    # 40 submissions, some hanging until their 5 s deadline, on 2 workers
+    assert graded["elapsed"] < 600
+
+
+def test_discover_uses_student_folders_and_file_names(tmp_path):
+    (tmp_path / "submitted" / "ana" / "hw1").mkdir(parents=True)
+    (tmp_path / "submitted" / "ana" / "hw1" / "nb.ipynb").write_text("{}")
+    (tmp_path / "loose.ipynb").write_text("{}")
+    found = dict(discover([str(tmp_path / "submitted"), str(tmp_path / "loose.ipynb")]))
+    assert set(found) == {"ana", "loose"}
+
+
+def test_pytest_entry_point_writes_junit_for_one_submission(tmp_path):
+    from tests.submissions import Variant, build
+
+    notebook = build(Variant(), tmp_path / "student.ipynb")
+    junit = tmp_path / "junit.xml"
+    run = subprocess.run([sys.executable, "-m", "pytest", "autograder", "--submission", str(notebook),
+                          f"--junitxml={junit}", "-q", "-p", "no:cacheprovider"], capture_output=True, text=True,
+                         cwd=str(__import__("tests.submissions").submissions.ROOT))
+    assert run.returncode == 0, run.stdout[-2000:]
+    assert 'tests="15"' in junit.read_text() and 'failures="0"' in junit.read_text()
+    broken = build(Variant(cross_attention=None), tmp_path / "broken.ipynb")
+    run = subprocess.run([sys.executable, "-m", "pytest", "autograder", "--submission", str(broken), "-q",
+                          "-p", "no:cacheprovider"], capture_output=True, text=True,
+                         cwd=str(__import__("tests.submissions").submissions.ROOT))
+    assert run.returncode == 1 and "8 failed, 7 passed" in run.stdout

@@ -1,0 +1,190 @@
+"""The Lesson 1 assignment as nbgrader builds it: source, release, solutions."""
+import ast
+import os
+import re
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbgrader.nbgraderformat import MetadataValidator
+
+from autograder.release import release
+from tests.conftest import RELEASE_NOTEBOOK, SOLUTION_NOTEBOOK, SOURCE_NOTEBOOK
+from tests.submissions import ASSIGNMENT, ROOT
+
+GRADED_FUNCTIONS = ("cross_attention", "apply_cfg", "generate_guidance_sweep")
+SOLUTION_CELLS = ("cross_attention", "apply_cfg", "cfg_norm_loop", "generate_guidance_sweep")
+VISIBLE_TESTS = ("test_cross_attention_shape", "test_cross_attention_rows", "test_apply_cfg_w0",
+                 "test_apply_cfg_w1", "test_cfg_norms", "test_generate_guidance_sweep")
+
+
+def read(path):
+    return nbformat.read(path, as_version=4)
+
+
+def nbgrader_meta(cell):
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def cells_by_id(notebook):
+    return {nbgrader_meta(c)["grade_id"]: c for c in notebook.cells if "grade_id" in nbgrader_meta(c)}
+
+
+def comparable(notebook):
+    """What must agree between committed and regenerated notebooks: types, sources, nbgrader metadata."""
+    return [(c.cell_type, c.source, nbgrader_meta(c)) for c in notebook.cells]
+
+
+def split_solution_lines(notebook):
+    """(lines inside solution regions, lines outside them), stripped."""
+    inside_lines, outside_lines = [], []
+    for cell in notebook.cells:
+        inside = False
+        for line in cell.source.splitlines():
+            if "### BEGIN SOLUTION" in line:
+                inside = True
+            elif "### END SOLUTION" in line:
+                inside = False
+            else:
+                (inside_lines if inside else outside_lines).append(line.strip())
+    return inside_lines, outside_lines
+
+
+@pytest.fixture(scope="module")
+def regenerated(tmp_path_factory):
+    """release() run on a copy of the course folder, to compare with what is committed."""
+    course = tmp_path_factory.mktemp("course")
+    shutil.copytree(ROOT / "exercises", course / "exercises")
+    shutil.copy(ROOT / "nbgrader_config.py", course)
+    release(course, [ASSIGNMENT])
+    return course
+
+
+@pytest.mark.slow
+def test_release_and_solutions_match_the_source(regenerated):
+    for folder in ("release", "solutions"):
+        committed = read(ROOT / folder / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+        fresh = read(regenerated / folder / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+        assert comparable(committed) == comparable(fresh), (
+            f"{folder}/ is stale: run `python -m autograder release` and commit the result")
+
+
+def test_solution_cells_are_stubs_in_the_release():
+    released = cells_by_id(read(RELEASE_NOTEBOOK))
+    for grade_id in SOLUTION_CELLS:
+        source = released[grade_id].source
+        assert "raise NotImplementedError" in source and "BEGIN SOLUTION" not in source, grade_id
+        assert nbgrader_meta(released[grade_id])["solution"] is True
+    for function in GRADED_FUNCTIONS:  # the signature and docstring stay so students know the contract
+        assert re.search(rf"^def {function}\(", released[function].source, re.M)
+
+
+def test_release_contains_no_solution_code_and_no_hidden_checks():
+    release_text = "\n".join(p.read_text() for p in (ROOT / "release").rglob("*") if p.is_file())
+    solution, given = split_solution_lines(read(SOURCE_NOTEBOOK))
+    secret = [line for line in solution if len(line) > 12 and not any(line in g for g in given)]  # given code may repeat
+    assert len(secret) >= 10
+    leaked = [line for line in secret if line in release_text]
+    assert not leaked, leaked
+    hidden_names = []
+    for check_file in (ROOT / "autograder" / "checks").glob("test_*.py"):
+        for node in ast.walk(ast.parse(check_file.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "check":
+                hidden_names.append(node.args[0].value)
+    assert len(hidden_names) >= 15
+    assert not [name for name in hidden_names if name in release_text]
+    assert "autograder" not in release_text
+
+
+def test_every_nbgrader_cell_is_valid_and_ids_are_unique():
+    validator = MetadataValidator()
+    for path in (SOURCE_NOTEBOOK, RELEASE_NOTEBOOK, SOLUTION_NOTEBOOK):
+        notebook = read(path)
+        ids = []
+        for cell in notebook.cells:
+            meta = nbgrader_meta(cell)
+            if not meta:
+                continue
+            validator.validate_cell(cell)
+            assert meta["schema_version"] == 3
+            assert re.fullmatch(r"[A-Za-z0-9_-]+", meta["grade_id"])
+            if meta["grade"]:
+                assert meta["points"] > 0 and meta["locked"] and cell.cell_type == "code"
+            ids.append(meta["grade_id"])
+        assert len(ids) == len(set(ids)), path
+        assert set(VISIBLE_TESTS) <= set(ids) and set(SOLUTION_CELLS) <= set(ids)
+
+
+def test_exercises_appear_in_the_lesson_order():
+    text = "\n".join(c.source for c in read(SOURCE_NOTEBOOK).cells)
+    markers = ["## Exercise 1", "def self_attention", "def cross_attention", "## Exercise 2", "imshow(weights_np",
+               "reshape(H, W)", "## Exercise 3", "def apply_cfg", "test_scales = [0, 1, 3, 7.5, 15]",
+               "np.linspace(0, 20, 100)", "## Exercise 4", "def generate_guidance_sweep",
+               "GUIDANCE_SCALES = [1, 3, 7.5, 12, 20]", "### Reflect", "## Key takeaways"]
+    positions = [text.index(marker) for marker in markers]
+    assert positions == sorted(positions)
+
+
+def validate(path: Path) -> dict:
+    from nbgrader.validator import Validator
+
+    return Validator().validate(str(path))
+
+
+def failing_test_ids(path: Path) -> set[str]:
+    sources = {c.source.strip(): nbgrader_meta(c)["grade_id"] for c in read(path).cells if nbgrader_meta(c).get("grade")}
+    return {sources[entry["source"]] for entry in validate(path).get("failed", [])}
+
+
+@pytest.mark.slow
+def test_visible_tests_pass_on_the_solution():
+    assert failing_test_ids(SOLUTION_NOTEBOOK) == set()
+
+
+@pytest.mark.slow
+def test_visible_tests_fail_on_the_released_stubs():
+    assert failing_test_ids(RELEASE_NOTEBOOK) == set(VISIBLE_TESTS)
+
+
+@pytest.mark.slow
+def test_solution_runs_top_to_bottom_offline_with_a_tiny_pipeline(tiny_pipeline_dir, tmp_path):
+    from nbclient import NotebookClient
+
+    notebook = read(SOLUTION_NOTEBOOK)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+    previous = {k: os.environ.get(k) for k in ("SD_MODEL_ID", "HF_HUB_OFFLINE", "MPLBACKEND")}
+    os.environ.update(SD_MODEL_ID=str(tiny_pipeline_dir), HF_HUB_OFFLINE="1", MPLBACKEND="module://matplotlib_inline.backend_inline")
+    try:
+        NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    finally:
+        for key, value in previous.items():
+            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+    errors = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert not errors, errors[0]
+    sweep = cells_by_id(notebook)["guidance_sweep_demo"]
+    text = "".join(o.get("text", "") for o in sweep.outputs)
+    assert "Could not load" not in text
+    assert any("image/png" in o.get("data", {}) for o in sweep.outputs), "the five images were not shown"
+    plots = [c for c in notebook.cells if any("image/png" in o.get("data", {}) for o in c.get("outputs", []))]
+    assert len(plots) >= 4   # heatmap, token maps, norm curve, guidance sweep
+
+
+@pytest.mark.slow
+def test_missing_model_gets_a_plain_message(tmp_path):
+    from nbclient import NotebookClient
+
+    notebook = read(SOLUTION_NOTEBOOK)
+    keep = {"setup", "generate_guidance_sweep", "guidance_sweep_demo"}
+    notebook.cells = [c for c in notebook.cells if nbgrader_meta(c).get("grade_id") in keep]
+    os.environ["SD_MODEL_ID"] = str(tmp_path / "no-such-model")
+    try:
+        NotebookClient(notebook, timeout=300, kernel_name="python3").execute()
+    finally:
+        del os.environ["SD_MODEL_ID"]
+    outputs = cells_by_id(notebook)["guidance_sweep_demo"].outputs
+    assert not [o for o in outputs if o.output_type == "error"]
+    text = "".join(o.get("text", "") for o in outputs)
+    assert "Could not load the pipeline" in text and "SD_MODEL_ID" in text
