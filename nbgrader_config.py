@@ -20,3 +20,6 @@ c.ExecutePreprocessor.timeout = 1800
 # "Solution notes" markdown cells are plain (ungraded) cells that hold a solution region;
 # nbgrader replaces the region with text_stub in the release instead of refusing the cell.
 c.ClearSolutions.enforce_metadata = False
+
+# No execution timestamps in solutions/: regenerating an unchanged assignment changes no file.
+c.Execute.record_timing = False

@@ -24,9 +24,9 @@ def release(course_dir: Path, assignments: list[str] | None = None, *, solutions
     with tempfile.TemporaryDirectory(prefix="gradebook-") as scratch:
         database = f"--CourseDirectory.db_url=sqlite:///{scratch}/gradebook.db"  # throwaway: only to generate
         for assignment in assignments or assignments_in(course_dir):
-            steps = [["generate_assignment", assignment, "--force", database]]
+            steps = [["generate_assignment", assignment, "--force", "--log-level=WARN", database]]
             if solutions:
-                steps.append(["generate_solution", assignment, "--force", database])
+                steps.append(["generate_solution", assignment, "--force", "--log-level=WARN", database])
             for step in steps:
                 print(f"nbgrader {step[0]} {assignment}", flush=True)
                 subprocess.run(nbgrader + step, cwd=course_dir, env=env, check=True,

@@ -280,3 +280,25 @@ def build(variant: Variant, path: Path, release: Path = RELEASE_NOTEBOOK) -> Pat
 def write_corpus(folder: Path, variants: dict) -> dict[str, Path]:
     return {name: build(entry[0] if isinstance(entry, tuple) else entry, folder / name / f"{ASSIGNMENT}.ipynb")
             for name, entry in variants.items()}
+
+
+SAMPLES_DIR = ROOT / "samples" / ASSIGNMENT
+# The small class shipped in samples/ for the README's main command: student id -> variant.
+SAMPLES = {
+    "ada": CORRECT["einsum"],
+    "ben": MISTAKES["cfg_common_mistake"][0],
+    "chen": MISTAKES["softmax_wrong_axis"][0],
+    "dana": HOSTILE["untouched_stubs"][0],
+    "eve": HOSTILE["reads_solutions"][0],
+    "finn": HOSTILE["infinite_loops"][0],
+}
+
+
+def write_samples(folder: Path = SAMPLES_DIR) -> dict[str, Path]:
+    """samples/<assignment>/<student>/<assignment>.ipynb, like nbgrader's submitted/ tree."""
+    return write_corpus(folder, SAMPLES)
+
+
+if __name__ == "__main__":
+    for student, path in write_samples().items():
+        print(f"{student}: {path.relative_to(ROOT)}")

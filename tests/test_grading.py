@@ -118,3 +118,11 @@ def test_pytest_entry_point_writes_junit_for_one_submission(tmp_path):
                           "-p", "no:cacheprovider"], capture_output=True, text=True,
                          cwd=str(__import__("tests.submissions").submissions.ROOT))
     assert run.returncode == 1 and "8 failed, 7 passed" in run.stdout
+
+
+def test_shipped_samples_are_built_from_the_current_release(tmp_path):
+    from tests.submissions import SAMPLES_DIR, write_samples
+
+    for student, path in write_samples(tmp_path).items():
+        assert path.read_bytes() == (SAMPLES_DIR / student / path.name).read_bytes(), (
+            f"samples/ is stale for {student}: run `python -m tests.submissions`")
