@@ -2,18 +2,17 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import queue
 import re
-import subprocess
 import sys
-import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from . import report
 from .sandbox import NO_SANDBOX_WARNING, sandbox_mode
+from .sd_pipeline import DEFAULT_MODEL
+from .worker import GradingWorker
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -51,31 +50,6 @@ def discover(paths: list[str]) -> list[tuple[str, Path]]:
     return list(unique.items())
 
 
-def grade_one(notebook: Path, *, sandbox: str, require_gpu: bool, timeout: float, call_timeout: float) -> dict:
-    """Run the hidden checks on one notebook in a fresh grader process; always returns an outcome."""
-    started = time.time()
-    with tempfile.TemporaryDirectory(prefix="grade-") as scratch:
-        results_path = Path(scratch) / "results.json"
-        command = [sys.executable, "-m", "pytest", str(PACKAGE_DIR), "-q", "-p", "no:cacheprovider",
-                   "--submission", str(notebook.resolve()), "--results-json", str(results_path),
-                   "--sandbox", sandbox, "--call-timeout", str(call_timeout)] + (["--require-gpu"] if require_gpu else [])
-        try:
-            run = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=scratch,
-                                 env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
-            returncode, log = run.returncode, run.stdout[-4000:] + run.stderr[-4000:]
-        except subprocess.TimeoutExpired:
-            returncode, log = None, f"grading took longer than {timeout:.0f} s"
-        if returncode in (0, 1) and results_path.exists():
-            outcome = json.loads(results_path.read_text())
-            outcome["grader_failed"] = any(c["outcome"] == "grader_error" for c in outcome["checks"])
-            if outcome["grader_failed"]:
-                outcome["grader_log"] = log
-            return outcome
-    return {"checks": [], "execution_time": round(time.time() - started, 3), "grader_failed": True,
-            "error": "The grader itself failed on this submission; your instructor will regrade it.",
-            "grader_log": log}
-
-
 def command_grade(args) -> int:
     submissions = discover(args.paths)
     if not submissions:
@@ -89,15 +63,32 @@ def command_grade(args) -> int:
     outcomes: dict[str, dict] = {}
     from tqdm import tqdm
 
+    options = ["--sandbox", args.sandbox, "--call-timeout", str(args.call_timeout), "--sd-model", args.sd_model,
+               "--sd-device", args.sd_device] + (["--require-gpu"] if args.require_gpu else [])
+    workers = queue.SimpleQueue()
+    slots = min(args.workers, len(submissions))
+    threads = max(1, (os.cpu_count() or 1) // slots)
+    for index in range(slots):
+        workers.put(GradingWorker(out_dir / f".worker-{index}.log" if args.keep_logs else None, threads))
+
+    def grade_with_a_free_worker(notebook: Path) -> dict:
+        worker = workers.get()
+        try:
+            return worker.grade(notebook, options, args.timeout)
+        finally:
+            workers.put(worker)
+
     with ThreadPoolExecutor(max_workers=args.workers) as pool:
-        futures = {pool.submit(grade_one, notebook, sandbox=args.sandbox, require_gpu=args.require_gpu,
-                               timeout=args.timeout, call_timeout=args.call_timeout): submission_id for submission_id, notebook in submissions}
+        futures = {pool.submit(grade_with_a_free_worker, notebook): submission_id
+                   for submission_id, notebook in submissions}
         for future in tqdm(as_completed(futures), total=len(futures), desc="grading", unit="submission",
                            disable=args.quiet or None, file=sys.stderr):
             submission_id = futures[future]
             outcome = future.result()
             outcomes[submission_id] = outcome
             report.write_submission_reports(out_dir, submission_id, outcome)
+    while not workers.empty():
+        workers.get().close()
     report.write_atomically(out_dir / "grades.csv", report.grades_csv(outcomes))
     print(report.score_table(outcomes))
     failed = sorted(s for s, o in outcomes.items() if o.get("grader_failed"))
@@ -134,6 +125,11 @@ def main(argv=None) -> int:
     grade.add_argument("--timeout", type=float, default=1800, help="seconds allowed per submission")
     grade.add_argument("--call-timeout", type=float, default=30.0,
                        help="seconds one call of a student's function may take (default 30)")
+    grade.add_argument("--sd-model", default=os.environ.get("AUTOGRADER_SD_MODEL", DEFAULT_MODEL),
+                       metavar="ID_OR_DIR", help="Exercise 4's pipeline: hub id or local folder (default bk-sdm-small)")
+    grade.add_argument("--sd-device", choices=("cuda", "cpu"), default=os.environ.get("AUTOGRADER_SD_DEVICE", "cuda"),
+                       help="where Exercise 4's pipeline runs; with cuda and no GPU its checks are 'not run'")
+    grade.add_argument("--keep-logs", action="store_true", help="keep each worker's pytest log in DIR")
     grade.add_argument("--quiet", action="store_true", help="no progress bar")
     grade.set_defaults(run=command_grade)
 

@@ -8,6 +8,7 @@ written as JSON for the report step (autograder.report).
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 
 from .expectations import CheckFailed
 from .sandbox import NO_SANDBOX_WARNING, Limits, StudentError, StudentProcess, sandbox_mode
+from .sd_pipeline import DEFAULT_MODEL
 from .submission import SubmissionError, extract_student_code
 
 RESULTS = pytest.StashKey[dict]()
@@ -28,6 +30,10 @@ def pytest_addoption(parser):
                     help="how to isolate student code (auto: bubblewrap when usable; none: unsafe, for debugging)")
     group.addoption("--call-timeout", type=float, default=Limits.call_seconds, metavar="SECONDS",
                     help="seconds one call of a student's function may take")
+    group.addoption("--sd-model", default=os.environ.get("AUTOGRADER_SD_MODEL", DEFAULT_MODEL), metavar="ID_OR_DIR",
+                    help="the text-to-image pipeline for Exercise 4 (default: $AUTOGRADER_SD_MODEL or bk-sdm-small)")
+    group.addoption("--sd-device", choices=("cuda", "cpu"), default=os.environ.get("AUTOGRADER_SD_DEVICE", "cuda"),
+                    help="where that pipeline runs; cuda (default) reports the check as not run without a GPU")
     group.addoption("--require-gpu", action="store_true",
                     help="treat a GPU check that cannot run (no CUDA or no weights) as a grader error")
 
@@ -74,6 +80,7 @@ class StudentFunction:
         self.submission, self.name, self.limits, self.ro_binds = submission, name, limits, ro_binds
         self.process = None
         self.failure = None
+        self.callbacks = {}   # shared with the process: handlers for calls back from the sandbox
 
     def _ensure_started(self):
         if self.failure:
@@ -88,6 +95,7 @@ class StudentFunction:
             raise StudentError(self.failure)
         process = StudentProcess(self.submission.code.program_for(self.name), self.name,
                                  limits=self.limits, mode=self.submission.mode, ro_binds=self.ro_binds)
+        process.callbacks = self.callbacks
         try:
             process.start()
         except StudentError as error:
@@ -135,8 +143,10 @@ def pytest_runtest_makereport(item, call):
     name = marker.args[0] if marker.args else marker.kwargs["name"]
     points = float(marker.kwargs.get("points", marker.args[1] if len(marker.args) > 1 else 1))
     entry = {"name": name, "max_score": points, "score": 0.0, "outcome": "passed", "message": ""}
+    notes = [str(value) for key, value in item.user_properties if key == "note"]
     if report.passed:
         entry["score"] = points
+        entry["message"] = "\n".join(notes)
     elif report.skipped:
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         entry.update(outcome="not_run", message=reason.removeprefix("Skipped: "))

@@ -20,6 +20,7 @@ def write_atomically(path: Path, text: str) -> None:
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(handle, "w") as stream:
         stream.write(text)
+    os.chmod(temporary, 0o644)
     os.replace(temporary, path)
 
 
@@ -112,7 +113,8 @@ def function_totals(checks: list[dict]) -> dict[str, tuple[float, float]]:
 def score_table(outcomes: dict[str, dict]) -> str:
     functions: list[str] = []
     for outcome in outcomes.values():
-        for function in function_totals(outcome.get("checks", [])):
+        for check in outcome.get("checks", []):
+            function = check["name"].split(":", 1)[0]
             if function not in functions:
                 functions.append(function)
     header = ["submission", *functions, "total"]
@@ -121,8 +123,9 @@ def score_table(outcomes: dict[str, dict]) -> str:
         outcome = outcomes[submission_id]
         per_function = function_totals(outcome.get("checks", []))
         score, maximum = totals(outcome.get("checks", []))
-        rows.append([submission_id, *(f"{per_function[f][0]:g}/{per_function[f][1]:g}" if f in per_function else "-"
-                                      for f in functions), f"{score:g}/{maximum:g}"])
+        rows.append([submission_id, *(f"{per_function[f][0]:g}/{per_function[f][1]:g}" if f in per_function
+                                      else "not run" if outcome.get("checks") else "-" for f in functions),
+                     f"{score:g}/{maximum:g}"])
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     render = lambda row: "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths))  # noqa: E731
     return "\n".join([render(header), render(["-" * w for w in widths]), *map(render, rows)])

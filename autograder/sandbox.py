@@ -125,6 +125,7 @@ class StudentProcess:
         self.ro_binds = ro_binds
         self.process = None
         self.dead_reason = None
+        self.callbacks = {}   # name -> handler(request, arrays) -> (answer, arrays), for calls back from the sandbox
         self.last_inputs_after = None  # [args, kwargs] as the student's code left them after the last call
         self.diagnostics = ""   # the sandbox's own stderr when it died: for the grader's log, not the student
         self._stderr = None
@@ -183,7 +184,16 @@ class StudentProcess:
         description = {"args": wire.encode(list(args), arrays, to_numpy=_trusted_to_numpy),
                        "kwargs": wire.encode(dict(kwargs), arrays, to_numpy=_trusted_to_numpy)}
         self._send(description, arrays)
-        answer, answer_arrays = self._receive(self.limits.call_seconds, f"running {self.function}")
+        while True:
+            answer, answer_arrays = self._receive(self.limits.call_seconds, f"running {self.function}")
+            if "callback" not in answer:
+                break
+            handler = self.callbacks.get(answer["callback"]) if isinstance(answer["callback"], str) else None
+            if handler is None:
+                self._send({"error": "this object is not available here"}, {})
+                continue
+            request = answer.get("request") if isinstance(answer.get("request"), dict) else {}
+            self._send(*handler(request, answer_arrays))
         if "error" in answer:
             raise StudentError(f"{self.function} raised an error:\n{answer['error']}", answer.get("output", ""))
         try:
@@ -300,6 +310,8 @@ def _trusted_to_numpy(value):
 
     if isinstance(value, Linear):
         return "linear", value.weight
+    if isinstance(value, PipelineHandle):
+        return "pipeline", np.array([value.height, value.width], dtype=np.int64)
     if isinstance(value, torch.Tensor):
         return "tensor", value.detach().cpu().numpy().copy()
     return None
@@ -329,6 +341,14 @@ class Linear:
         import torch
 
         return x @ torch.from_numpy(self.weight).T.to(x.dtype)
+
+
+@dataclass
+class PipelineHandle:
+    """Passed as an argument: the student's code receives a pipeline proxy whose calls come back to
+    StudentProcess.callbacks["pipeline"] (see sd_pipeline.RecordingPipeline)."""
+    height: int
+    width: int
 
 
 @dataclass

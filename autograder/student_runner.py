@@ -74,9 +74,65 @@ def to_numpy(value):
     return None
 
 
+CHANNEL = {}   # the protocol's file descriptors, set in main(); the pipeline proxy calls back through them
+
+
+class GradingPipeline:
+    """Stands in for the diffusers pipeline: the grader runs each call on the real one and sends the image.
+
+    Supports what a text-to-image call needs: pipe(prompt, guidance_scale=..., num_inference_steps=...,
+    generator=torch.Generator("cpu")...). The student's generator advances exactly as the real
+    pipeline would advance it.
+    """
+
+    def __init__(self, height, width):
+        import torch
+
+        self.height, self.width = int(height), int(width)
+        self.device = torch.device("cpu")
+
+    def __call__(self, prompt=None, guidance_scale=7.5, num_inference_steps=50, generator=None, *,
+                 height=None, width=None, num_images_per_prompt=1, output_type="pil", negative_prompt=None,
+                 return_dict=True):
+        import numpy as np
+        import torch
+        from PIL import Image
+
+        if isinstance(prompt, (list, tuple)) and len(prompt) == 1:
+            prompt = prompt[0]
+        if isinstance(generator, (list, tuple)) and len(generator) == 1:
+            generator = generator[0]
+        if height not in (None, self.height) or width not in (None, self.width):
+            raise ValueError(f"keep the pipeline's resolution ({self.height}x{self.width})")
+        if num_images_per_prompt not in (None, 1) or negative_prompt is not None or output_type != "pil":
+            raise ValueError("the grading pipeline makes one PIL image per call, without a negative prompt")
+        if generator is not None and not (isinstance(generator, torch.Generator) and generator.device.type == "cpu"):
+            raise TypeError("pass a CPU generator: torch.Generator(device='cpu').manual_seed(seed)")
+        if isinstance(guidance_scale, torch.Tensor):
+            guidance_scale = guidance_scale.item()
+        if isinstance(num_inference_steps, (np.integer, torch.Tensor)):
+            num_inference_steps = int(num_inference_steps)
+        arrays = {} if generator is None else {"generator_state": generator.get_state().numpy().copy()}
+        request = {"prompt": prompt, "guidance_scale": float(guidance_scale) if isinstance(
+            guidance_scale, (int, float, np.floating)) and not isinstance(guidance_scale, bool) else None,
+                   "num_inference_steps": num_inference_steps}
+        wire.write_frame(CHANNEL["replies"], wire.pack({"callback": "pipeline", "request": request}, arrays))
+        answer, answer_arrays = wire.unpack(wire.read_frame(CHANNEL["requests"]))
+        if "error" in answer:
+            raise ValueError(answer["error"])
+        if generator is not None:
+            generator.set_state(torch.from_numpy(answer_arrays["generator_state"].copy()))
+        image = Image.fromarray(answer_arrays["image"], "RGB")
+        output = type("StableDiffusionPipelineOutput", (), {})()
+        output.images, output.nsfw_content_detected = [image], None
+        return output if return_dict else ([image], None)
+
+
 def from_array(kind, array):
     import torch
 
+    if kind == "pipeline":
+        return GradingPipeline(*array.tolist())
     if kind == "tensor":
         return torch.from_numpy(array.copy())
     if kind == "linear":   # a bias-free projection layer with the given weight (out, in)
@@ -90,6 +146,7 @@ def from_array(kind, array):
 def main():
     requests = os.dup(0)
     replies = os.dup(1)
+    CHANNEL.update(requests=requests, replies=replies)
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):            # raw writes to the standard streams go nowhere
         os.dup2(devnull, fd)

@@ -118,8 +118,11 @@ def decode(description, arrays: dict[str, np.ndarray], *, from_array=None):
         return arrays[description["array"]]
     if kind == "object":
         return ForeignObject(str(description.get("type", "?")))
-    if kind is not None and "array" in description and from_array is not None:
-        return from_array(kind, arrays[description["array"]])
+    if kind is not None and from_array is not None:
+        name = description.get("array")
+        if name is not None and name not in arrays:
+            raise WireError(f"missing array {str(name)[:40]!r}")
+        return from_array(kind, None if name is None else arrays[name])
     raise WireError(f"unknown value description {str(description)[:80]!r}")
 
 

@@ -26,12 +26,22 @@ GOOD_APPLY_CFG = '''
 def apply_cfg(noise_uncond, noise_cond, guidance_scale):
     return noise_uncond + guidance_scale * (noise_cond - noise_uncond)
 '''
+GOOD_SWEEP = '''
+def generate_guidance_sweep(pipe, prompt, guidance_scales, seed=42, num_inference_steps=30):
+    images = []
+    for w in guidance_scales:
+        generator = torch.Generator(device="cpu").manual_seed(seed)
+        images.append(pipe(prompt, guidance_scale=w, num_inference_steps=num_inference_steps,
+                           generator=generator).images[0])
+    return images
+'''
 
 
 @dataclass
 class Variant:
     cross_attention: str | None = GOOD_CROSS_ATTENTION   # None keeps the released stub
     apply_cfg: str | None = GOOD_APPLY_CFG
+    generate_guidance_sweep: str | None = None
     extra_cells: list[str] = field(default_factory=list)  # appended code cells
     strip_metadata: bool = False
     reverse_cells: bool = False
@@ -39,9 +49,10 @@ class Variant:
     suffix: str = ".ipynb"
 
 
-def variant_with(cross_attention=None, apply_cfg=None, **kwargs) -> Variant:
-    return Variant(cross_attention=cross_attention or GOOD_CROSS_ATTENTION,
-                   apply_cfg=apply_cfg or GOOD_APPLY_CFG, **kwargs)
+def variant_with(cross_attention=None, apply_cfg=None, generate_guidance_sweep=None, **kwargs) -> Variant:
+    """A submission that is correct except where told otherwise."""
+    return Variant(cross_attention=cross_attention or GOOD_CROSS_ATTENTION, apply_cfg=apply_cfg or GOOD_APPLY_CFG,
+                   generate_guidance_sweep=generate_guidance_sweep or GOOD_SWEEP, **kwargs)
 
 
 CORRECT = {
@@ -118,6 +129,27 @@ def apply_cfg(noise_uncond, noise_cond, guidance_scale):
     noise_cond *= guidance_scale
     return noise_uncond + noise_cond
 '''), "apply_cfg"),
+    "sweep_without_pipeline": (variant_with(generate_guidance_sweep='''
+from PIL import Image
+def generate_guidance_sweep(pipe, prompt, guidance_scales, seed=42, num_inference_steps=30):
+    return [Image.new("RGB", (64, 64), (90, 120, 200)) for _ in guidance_scales]
+'''), "generate_guidance_sweep"),
+    "sweep_ignores_scale": (variant_with(generate_guidance_sweep=GOOD_SWEEP.replace("guidance_scale=w",
+                                                                                    "guidance_scale=7.5")),
+                            "generate_guidance_sweep"),
+    "sweep_reuses_generator": (variant_with(generate_guidance_sweep=GOOD_SWEEP.replace(
+        "    images = []\n", "    images = []\n    shared = torch.Generator(device=\"cpu\").manual_seed(seed)\n").replace(
+        "generator=generator", "generator=shared")), "generate_guidance_sweep"),
+    "sweep_ignores_seed": (variant_with(generate_guidance_sweep=GOOD_SWEEP.replace("manual_seed(seed)",
+                                                                                   "manual_seed(0)")),
+                           "generate_guidance_sweep"),
+    "sweep_other_steps": (variant_with(generate_guidance_sweep=GOOD_SWEEP.replace(
+        "num_inference_steps=num_inference_steps", "num_inference_steps=15")), "generate_guidance_sweep"),
+    "sweep_wrong_count": (variant_with(generate_guidance_sweep=GOOD_SWEEP.replace("return images",
+                                                                                  "return images[-1:]")),
+                          "generate_guidance_sweep"),
+    "sweep_wrong_type": (variant_with(generate_guidance_sweep=GOOD_SWEEP.replace(
+        "return images", "return [np.asarray(image) for image in images]")), "generate_guidance_sweep"),
 }
 
 
@@ -241,6 +273,17 @@ def cross_attention({CA_ARGS}):
     os.write(1, b"y" * 60_000_000)
     raise NotImplementedError
 ''', apply_cfg=None), 0),
+    "pipeline_abuse": (Variant(cross_attention=None, apply_cfg=None, generate_guidance_sweep='''
+def generate_guidance_sweep(pipe, prompt, guidance_scales, seed=42, num_inference_steps=30):
+    for request in [dict(num_inference_steps=10**6), dict(guidance_scale=float("nan")), dict(height=4096)]:
+        try:
+            pipe(prompt, generator=torch.Generator().manual_seed(seed), **request)
+        except Exception:
+            pass
+    images = []
+    while True:
+        images.append(pipe(prompt * 1000, num_inference_steps=1).images[0])
+'''), 0),
     "not_a_notebook": (Variant(raw_bytes=b"def apply_cfg(u, c, w):\n    return u + w * (c - u)\n", suffix=".py"), 0),
     "empty_file": (Variant(raw_bytes=b""), 0),
     "garbage_json_notebook": (Variant(raw_bytes=b'{"cells": 5, "nbformat": 4}'), 0),
@@ -262,7 +305,7 @@ def build(variant: Variant, path: Path, release: Path = RELEASE_NOTEBOOK) -> Pat
         path.write_bytes(variant.raw_bytes)
         return path
     notebook = copy.deepcopy(nbformat.read(release, as_version=4))
-    for grade_id in ("cross_attention", "apply_cfg"):
+    for grade_id in ("cross_attention", "apply_cfg", "generate_guidance_sweep"):
         replacement = getattr(variant, grade_id)
         if replacement is not None:
             _source_cell(notebook, grade_id).source = replacement.strip("\n") + "\n"

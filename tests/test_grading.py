@@ -7,9 +7,10 @@ import time
 import pytest
 
 from autograder.cli import discover
-from tests.submissions import CORRECT, HOSTILE, MISTAKES, write_corpus
+from tests.submissions import CORRECT, HOSTILE, MISTAKES, ROOT, Variant, build, variant_with, write_corpus
 
-FULL = {"cross_attention": 10.0, "apply_cfg": 7.0}
+FULL = {"cross_attention": 10.0, "apply_cfg": 7.0, "generate_guidance_sweep": 10.0}
+CHECKS = 24
 
 
 def per_function(results: dict) -> dict[str, float]:
@@ -20,7 +21,7 @@ def per_function(results: dict) -> dict[str, float]:
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
+def graded(tmp_path_factory, tiny_pipeline_dir):
     corpus = tmp_path_factory.mktemp("corpus")
     out = tmp_path_factory.mktemp("graded")
     for name, variants in (("correct", CORRECT), ("mistakes", MISTAKES), ("hostile", HOSTILE)):
@@ -28,7 +29,7 @@ def graded(tmp_path_factory):
     started = time.monotonic()
     run = subprocess.run([sys.executable, "-m", "autograder", "grade", str(corpus / "correct"), str(corpus / "mistakes"),
                           str(corpus / "hostile"), "--out", str(out), "--workers", "2", "--call-timeout", "5",
-                          "--sandbox", "bwrap", "--quiet"], capture_output=True, text=True, timeout=1200)
+                          "--sandbox", "bwrap", "--quiet", "--sd-model", str(tiny_pipeline_dir), "--sd-device", "cpu"], capture_output=True, text=True, timeout=1200)
     elapsed = time.monotonic() - started
     return {"run": run, "out": out, "elapsed": elapsed, "corpus": corpus}
 
@@ -69,7 +70,7 @@ def test_hostile_submissions_earn_no_false_credit(graded, name):
     results = results_of(graded, name)
     assert results["score"] <= honest_maximum, [t["name"] for t in results["tests"] if t["score"]]
     assert all(t["status"] in ("passed", "failed") for t in results["tests"])
-    assert len(results["tests"]) == 15
+    assert len(results["tests"]) == CHECKS
 
 
 def test_hostile_files_do_not_escape(graded):
@@ -84,8 +85,16 @@ def test_messages_explain_the_failure_without_hidden_inputs(graded):
     assert "starts from noise_uncond, not noise_cond" in messages["apply_cfg: w=1 returns the conditional prediction"]
     no_scaling = {t["name"]: t["output"] for t in results_of(graded, "no_scaling")["tests"]}
     assert "not scaled at all" in no_scaling["cross_attention: scores are scaled by 1/sqrt(d_k)"]
-    loops = results_of(graded, "infinite_loops")["tests"]
-    assert all("took longer than 5 s" in t["output"] for t in loops)
+    loops = [t for t in results_of(graded, "infinite_loops")["tests"] if not t["name"].startswith("generate")]
+    assert len(loops) == 15 and all("took longer than 5 s" in t["output"] for t in loops)
+    reused = {t["name"]: t["output"] for t in results_of(graded, "sweep_reuses_generator")["tests"]}
+    assert "call 2 was not freshly seeded" in reused["generate_guidance_sweep: gives every call a fresh generator "
+                                                     "seeded with seed"]
+    steps = {t["name"]: t["output"] for t in results_of(graded, "sweep_other_steps")["tests"]}
+    assert "num_inference_steps=[15]" in steps["generate_guidance_sweep: passes the prompt and num_inference_steps "
+                                               "through"]
+    timing = {t["name"]: t["output"] for t in results_of(graded, "einsum")["tests"]}
+    assert "5 calls, cpu" in timing["generate_guidance_sweep: finishes within the time budget"]
     empty = results_of(graded, "empty_file")
     assert "empty" in empty["output"]
 
@@ -103,21 +112,55 @@ def test_discover_uses_student_folders_and_file_names(tmp_path):
     assert set(found) == {"ana", "loose"}
 
 
-def test_pytest_entry_point_writes_junit_for_one_submission(tmp_path):
-    from tests.submissions import Variant, build
+def run_pytest_checks(notebook, *options):
+    return subprocess.run([sys.executable, "-m", "pytest", "autograder", "--submission", str(notebook), "-q",
+                           "-p", "no:cacheprovider", *options], capture_output=True, text=True, cwd=str(ROOT))
 
-    notebook = build(Variant(), tmp_path / "student.ipynb")
+
+def test_pytest_entry_point_writes_junit_for_one_submission(tmp_path, tiny_pipeline_dir):
+    cpu_pipeline = ["--sd-model", str(tiny_pipeline_dir), "--sd-device", "cpu"]
+    notebook = build(variant_with(), tmp_path / "student.ipynb")
     junit = tmp_path / "junit.xml"
-    run = subprocess.run([sys.executable, "-m", "pytest", "autograder", "--submission", str(notebook),
-                          f"--junitxml={junit}", "-q", "-p", "no:cacheprovider"], capture_output=True, text=True,
-                         cwd=str(__import__("tests.submissions").submissions.ROOT))
+    run = run_pytest_checks(notebook, f"--junitxml={junit}", *cpu_pipeline)
     assert run.returncode == 0, run.stdout[-2000:]
-    assert 'tests="15"' in junit.read_text() and 'failures="0"' in junit.read_text()
+    assert f'tests="{CHECKS}"' in junit.read_text() and 'failures="0"' in junit.read_text()
     broken = build(Variant(cross_attention=None), tmp_path / "broken.ipynb")
-    run = subprocess.run([sys.executable, "-m", "pytest", "autograder", "--submission", str(broken), "-q",
-                          "-p", "no:cacheprovider"], capture_output=True, text=True,
-                         cwd=str(__import__("tests.submissions").submissions.ROOT))
-    assert run.returncode == 1 and "8 failed, 7 passed" in run.stdout
+    run = run_pytest_checks(broken, *cpu_pipeline)
+    assert run.returncode == 1 and "17 failed, 7 passed" in run.stdout, run.stdout[-1500:]
+
+
+needs_no_gpu = pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
+
+
+@needs_no_gpu
+def test_without_a_gpu_exercise_4_is_reported_as_not_run(tmp_path):
+    notebook = build(variant_with(), tmp_path / "in" / "ana" / "nb.ipynb")
+    run = subprocess.run([sys.executable, "-m", "autograder", "grade", str(tmp_path / "in"), "--out",
+                          str(tmp_path / "out"), "--quiet"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    results = json.loads((tmp_path / "out" / "ana" / "results.json").read_text())
+    sweep = [t for t in results["tests"] if t["name"].startswith("generate_guidance_sweep:")]
+    assert len(sweep) == 9
+    assert all(t["name"].endswith("[not run]") and t["max_score"] == 0 and "status" not in t
+               and "no CUDA GPU" in t["output"] for t in sweep)
+    assert results["score"] == 17
+    csv_text = (tmp_path / "out" / "grades.csv").read_text()
+    assert csv_text.count("not run") == 9 and csv_text.strip().endswith(",17,17,")
+    feedback = (tmp_path / "out" / "ana" / "feedback.md").read_text()
+    assert "**Score: 17 / 17**" in feedback and feedback.count("**NOT RUN**") == 9
+    assert notebook.exists()
+
+
+@needs_no_gpu
+def test_require_gpu_turns_not_run_into_a_grader_error(tmp_path):
+    build(variant_with(), tmp_path / "in" / "ana" / "nb.ipynb")
+    run = subprocess.run([sys.executable, "-m", "autograder", "grade", str(tmp_path / "in"), "--out",
+                          str(tmp_path / "out"), "--quiet", "--require-gpu"], capture_output=True, text=True)
+    assert run.returncode == 2
+    results = json.loads((tmp_path / "out" / "ana" / "results.json").read_text())
+    errors = [t for t in results["tests"] if t.get("extra_data", {}).get("outcome") == "grader_error"]
+    assert len(errors) == 9 and all(t["max_score"] == 1 or t["max_score"] == 2 for t in errors)
+    assert "grader errors on: ana" in run.stdout
 
 
 def test_shipped_samples_are_built_from_the_current_release(tmp_path):

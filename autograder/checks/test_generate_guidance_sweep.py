@@ -1,0 +1,187 @@
+"""Hidden checks for Exercise 4: generate_guidance_sweep(pipe, prompt, guidance_scales, seed, num_inference_steps).
+
+The student's function runs in its sandbox with a pipeline proxy; every pipeline call it makes runs
+here on the real pipeline (bk-sdm-small on a GPU, or the model given with --sd-model / --sd-device),
+so the checks see exactly which calls were made and compare the images with the trusted ones.
+"""
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from autograder import sd_pipeline
+from autograder.expectations import expect
+from autograder.sandbox import PipelineHandle, StudentError, StudentImage
+
+check = pytest.mark.check
+
+PROMPT = "a lighthouse on a cliff at sunset, oil painting"
+SCALES = [1, 3, 7.5, 12, 20]
+STEPS = 30
+SEED = 42
+BUDGET_SECONDS = 300.0
+_reference_cache: dict = {}
+
+
+@dataclass
+class Sweep:
+    images: object
+    calls: list
+    seconds: float
+    error: StudentError | None = None
+
+    def result(self):
+        if self.error is not None:
+            raise self.error
+        return self.images
+
+
+@pytest.fixture(scope="module")
+def pipeline(request):
+    spec = sd_pipeline.PipelineSpec(model=request.config.getoption("--sd-model"),
+                                    device=request.config.getoption("--sd-device"))
+    try:
+        return sd_pipeline.load(spec), spec
+    except sd_pipeline.PipelineUnavailable as reason:
+        if request.config.getoption("--require-gpu"):
+            raise RuntimeError(f"--require-gpu is set but {reason}") from None
+        pytest.skip(f"not run: {reason}")
+
+
+def run_sweep(function, pipe) -> Sweep:
+    recorder = sd_pipeline.RecordingPipeline(pipe)
+    function.callbacks["pipeline"] = recorder
+    started = time.perf_counter()
+    try:
+        images = function(PipelineHandle(*recorder.resolution), PROMPT, list(SCALES), seed=SEED,
+                          num_inference_steps=STEPS)
+        return Sweep(images, recorder.calls, time.perf_counter() - started)
+    except StudentError as error:
+        return Sweep(None, recorder.calls, time.perf_counter() - started, error)
+
+
+@pytest.fixture(scope="module")
+def sweep_function(student):
+    return student.function("generate_guidance_sweep")
+
+
+@pytest.fixture(scope="module")
+def first_sweep(sweep_function, pipeline):
+    return run_sweep(sweep_function, pipeline[0])
+
+
+@pytest.fixture(scope="module")
+def second_sweep(sweep_function, pipeline, first_sweep):
+    return run_sweep(sweep_function, pipeline[0])
+
+
+@pytest.fixture(scope="module")
+def reference_images(pipeline):
+    """The trusted images, made once per grading process for each pipeline."""
+    pipe, spec = pipeline
+    if spec not in _reference_cache:
+        state = sd_pipeline.fresh_generator_state(SEED)
+        _reference_cache[spec] = [sd_pipeline.generate(pipe, PROMPT, float(w), STEPS, state)[0] for w in SCALES]
+    images = _reference_cache[spec]
+    if any(image.max() < 8 for image in images):
+        raise RuntimeError("the grading pipeline itself produced a black image (NaN in float16?)")
+    return images
+
+
+def returned_images(sweep: Sweep) -> list[np.ndarray]:
+    images = sweep.result()
+    expect(isinstance(images, list), f"return a list of PIL images, not {type(images).__name__}")
+    expect(len(images) == len(SCALES), f"for {len(SCALES)} guidance scales return {len(SCALES)} images, "
+                                       f"not {len(images)}")
+    for index, image in enumerate(images):
+        expect(isinstance(image, StudentImage), f"item {index} of the returned list is not a PIL image: "
+                                                "keep pipe(...).images[0]")
+    return [image.pixels for image in images]
+
+
+@check("generate_guidance_sweep: calls the pipeline once per guidance scale, in order", points=1)
+def test_one_call_per_scale(first_sweep):
+    first_sweep.result()
+    scales = [call.guidance_scale for call in first_sweep.calls]
+    expect(scales, "the pipeline was never called: call pipe(prompt, guidance_scale=w, ...) for every scale")
+    expect(len(scales) == len(SCALES), f"the pipeline was called {len(scales)} times for {len(SCALES)} scales")
+    expect(scales == [float(w) for w in SCALES], "the pipeline did not get the guidance scales in order: "
+                                                 "pass guidance_scale=w for each w of guidance_scales")
+
+
+@check("generate_guidance_sweep: passes the prompt and num_inference_steps through", points=1)
+def test_prompt_and_steps(first_sweep):
+    first_sweep.result()
+    expect(first_sweep.calls, "the pipeline was never called")
+    expect(all(call.prompt == PROMPT for call in first_sweep.calls), "pass the prompt argument to the pipeline")
+    steps = sorted({call.num_inference_steps for call in first_sweep.calls})
+    expect(steps == [STEPS], f"the pipeline ran with num_inference_steps={steps}, but the function was asked for "
+                             f"{STEPS}: pass num_inference_steps through")
+
+
+@check("generate_guidance_sweep: gives every call a fresh generator seeded with seed", points=1)
+def test_fresh_seeded_generators(first_sweep):
+    first_sweep.result()
+    expect(first_sweep.calls, "the pipeline was never called")
+    fresh = sd_pipeline.fresh_generator_state(SEED)
+    for index, call in enumerate(first_sweep.calls):
+        expect(call.generator_state is not None, "pass generator=torch.Generator(device='cpu').manual_seed(seed) "
+                                                 "to every pipeline call")
+        expect(np.array_equal(call.generator_state, fresh),
+               "the generator of call %d was not freshly seeded with `seed`: create a new "
+               "torch.Generator(device='cpu').manual_seed(seed) inside the loop, for every scale" % (index + 1))
+
+
+@check("generate_guidance_sweep: returns one RGB image per scale at the pipeline's resolution", points=1)
+def test_returned_images(first_sweep, reference_images):
+    images = returned_images(first_sweep)
+    for index, image in enumerate(first_sweep.images):
+        expect(image.mode == "RGB", f"image {index} has mode {image.mode}; return the pipeline's RGB images")
+    expected_shape = reference_images[0].shape
+    for index, pixels in enumerate(images):
+        expect(pixels.shape == expected_shape, f"image {index} is {pixels.shape[1]}x{pixels.shape[0]}, not the "
+                                               f"pipeline's {expected_shape[1]}x{expected_shape[0]}")
+
+
+@check("generate_guidance_sweep: no black or NaN images", points=1)
+def test_no_black_images(first_sweep, reference_images):
+    for index, pixels in enumerate(returned_images(first_sweep)):
+        expect(pixels.size and pixels.max() >= 8, f"image {index} is black: return the generated images as they are")
+
+
+@check("generate_guidance_sweep: the same seed gives identical images when run again", points=1)
+def test_repeatable(first_sweep, second_sweep):
+    first, second = returned_images(first_sweep), returned_images(second_sweep)
+    expect(all(a.shape == b.shape and np.array_equal(a, b) for a, b in zip(first, second)),
+           "running the sweep twice gave different images: seed a fresh generator with `seed` for every scale")
+
+
+@check("generate_guidance_sweep: different guidance scales give different images", points=1)
+def test_scales_differ(first_sweep):
+    images = returned_images(first_sweep)
+    same = [f"{SCALES[i]} and {SCALES[i + 1]}" for i in range(len(images) - 1)
+            if images[i].shape == images[i + 1].shape and np.array_equal(images[i], images[i + 1])]
+    expect(not same, f"the images for guidance scales {', '.join(same)} are identical: use each scale")
+
+
+@check("generate_guidance_sweep: each image equals the trusted pipeline's image for its scale", points=2)
+def test_matches_reference(first_sweep, reference_images):
+    images = returned_images(first_sweep)
+    for w, pixels, expected in zip(SCALES, images, reference_images):
+        expect(pixels.shape == expected.shape and np.abs(pixels.astype(np.int16) - expected).mean() <= 1.0,
+               f"the image for guidance scale {w} differs from the pipeline's image for the same prompt, scale, "
+               f"seed and steps")
+
+
+@check("generate_guidance_sweep: finishes within the time budget", points=1)
+def test_time_budget(first_sweep, pipeline, record_property):
+    first_sweep.result()
+    _, spec = pipeline
+    pipeline_seconds = sum(call.seconds for call in first_sweep.calls)
+    per_call = ", ".join(f"w={call.guidance_scale:g}: {call.seconds:.2f} s" for call in first_sweep.calls)
+    record_property("note", f"sweep took {first_sweep.seconds:.1f} s ({pipeline_seconds:.1f} s in the pipeline, "
+                            f"{len(first_sweep.calls)} calls, {spec.device}, {spec.model}; {per_call}); "
+                            f"pipeline load {sd_pipeline.load_seconds.get(spec, 0.0):.1f} s once per grader")
+    expect(first_sweep.seconds <= BUDGET_SECONDS, f"the sweep took {first_sweep.seconds:.0f} s, over the "
+                                                  f"{BUDGET_SECONDS:.0f} s budget")

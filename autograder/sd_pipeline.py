@@ -1,0 +1,124 @@
+"""The text-to-image pipeline Exercise 4 is graded with; it lives in the trusted grading process.
+
+Student code never touches it directly: inside the sandbox `pipe` is a proxy whose calls come back
+here (sandbox.StudentProcess callbacks), are checked, run on the real pipeline, recorded, and
+answered with plain image arrays. The pipeline is loaded once per grading process and reused for
+every submission that process grades.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+DEFAULT_MODEL = "nota-ai/bk-sdm-small"
+MAX_STEPS = 100
+MAX_CALLS_PER_SWEEP = 16
+
+
+class PipelineUnavailable(Exception):
+    """No pipeline can run here (no CUDA, no weights): the GPU checks are reported as not run."""
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    model: str = DEFAULT_MODEL   # hub id or local folder
+    device: str = "cuda"         # "cuda" for the real smoke test; "cpu" for a tiny pipeline in CI
+
+
+_loaded: dict[PipelineSpec, object] = {}
+load_seconds: dict[PipelineSpec, float] = {}
+
+
+def load(spec: PipelineSpec):
+    """The pipeline for `spec`, loaded on first use in this process (float16 on CUDA, safety checker off)."""
+    if spec in _loaded:
+        return _loaded[spec]
+    import torch
+
+    if spec.device == "cuda" and not torch.cuda.is_available():
+        raise PipelineUnavailable("no CUDA GPU on this grading machine; the GPU smoke test runs on a GPU runner")
+    from diffusers import StableDiffusionPipeline
+
+    started = time.perf_counter()
+    try:
+        pipe = StableDiffusionPipeline.from_pretrained(
+            spec.model, dtype=torch.float16 if spec.device == "cuda" else torch.float32,
+            safety_checker=None, requires_safety_checker=False)
+    except Exception as error:  # offline with no cache, a wrong path: not the student's fault
+        first_line = (str(error).splitlines() or [""])[0][:300]
+        raise PipelineUnavailable(f"cannot load the pipeline {spec.model!r} here ({type(error).__name__}: "
+                                  f"{first_line})") from None
+    pipe.set_progress_bar_config(disable=True)
+    _loaded[spec] = pipe.to(spec.device)
+    load_seconds[spec] = time.perf_counter() - started
+    return _loaded[spec]
+
+
+def fresh_generator_state(seed: int) -> np.ndarray:
+    import torch
+
+    return torch.Generator(device="cpu").manual_seed(seed).get_state().numpy()
+
+
+def generate(pipe, prompt: str, guidance_scale: float, num_inference_steps: int, generator_state):
+    """One image as an (H, W, 3) uint8 array, and the generator's state afterwards (None without one).
+    The generator is a CPU one in the given state, so CPU and GPU pipelines start from the same noise."""
+    import torch
+
+    generator = None
+    if generator_state is not None:
+        generator = torch.Generator(device="cpu")
+        generator.set_state(torch.from_numpy(np.ascontiguousarray(generator_state, dtype=np.uint8)))
+    result = pipe(prompt, guidance_scale=guidance_scale, num_inference_steps=num_inference_steps,
+                  generator=generator, output_type="np")
+    image = np.nan_to_num(np.asarray(result.images[0], dtype=np.float32), nan=0.0)
+    final_state = None if generator is None else generator.get_state().numpy()
+    return (np.clip(image, 0.0, 1.0) * 255).round().astype(np.uint8), final_state
+
+
+@dataclass
+class PipelineCall:
+    prompt: str
+    guidance_scale: float
+    num_inference_steps: int
+    generator_state: np.ndarray | None
+    seconds: float
+
+
+@dataclass
+class RecordingPipeline:
+    """Serves a sandboxed student's pipeline calls: validates them, runs them, keeps a record."""
+    pipe: object
+    calls: list[PipelineCall] = field(default_factory=list)
+
+    def __call__(self, request: dict, arrays: dict[str, np.ndarray]) -> tuple[dict, dict[str, np.ndarray]]:
+        if len(self.calls) >= MAX_CALLS_PER_SWEEP:
+            return {"error": f"the pipeline was called more than {MAX_CALLS_PER_SWEEP} times in one sweep"}, {}
+        prompt, scale, steps = request.get("prompt"), request.get("guidance_scale"), request.get("num_inference_steps")
+        if not isinstance(prompt, str) or len(prompt) > 2000:
+            return {"error": "pipe(prompt, ...) needs the prompt as a string"}, {}
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) \
+                or abs(scale) > 1000:
+            return {"error": "guidance_scale must be a finite number"}, {}
+        if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
+            return {"error": f"num_inference_steps must be a whole number from 1 to {MAX_STEPS}"}, {}
+        state = arrays.get("generator_state")
+        if state is not None and (state.dtype != np.uint8 or state.ndim != 1 or state.size > 1 << 16):
+            return {"error": "the generator must be a CPU torch.Generator"}, {}
+        started = time.perf_counter()
+        image, final_state = generate(self.pipe, prompt, float(scale), steps, state)
+        self.calls.append(PipelineCall(prompt, float(scale), steps, None if state is None else state.copy(),
+                                       time.perf_counter() - started))
+        answer_arrays = {"image": image}
+        if final_state is not None:
+            answer_arrays["generator_state"] = final_state
+        return {"ok": True}, answer_arrays
+
+    @property
+    def resolution(self) -> tuple[int, int]:
+        scale = getattr(self.pipe, "vae_scale_factor", 8)
+        size = self.pipe.unet.config.sample_size * scale
+        return size, size

@@ -1,0 +1,115 @@
+"""A long-lived grading worker: runs the hidden checks for one submission after another, in-process.
+
+The grade command starts one worker per parallel slot and feeds it notebooks over stdin (one JSON
+line each; one JSON line back). Keeping the worker alive means torch, diffusers and Exercise 4's
+pipeline (and its reference images) are loaded once per worker, not once per submission. Student
+code still never runs here: each graded function gets its own sandbox per submission.
+"""
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def grade(request: dict) -> dict:
+    arguments = [PACKAGE_DIR, "-q", "-p", "no:cacheprovider", "--submission", request["notebook"],
+                 "--results-json", request["results_json"], *request.get("options", [])]
+    return {"returncode": int(pytest.main(arguments))}
+
+
+def main() -> None:
+    replies = os.fdopen(os.dup(1), "w", buffering=1)
+    log = open(os.environ.get("AUTOGRADER_WORKER_LOG", os.devnull), "a")
+    os.dup2(log.fileno(), 1)      # pytest's own output must not mix with the replies
+    sys.stdout = log
+    for line in sys.stdin:
+        request = json.loads(line)
+        try:
+            reply = grade(request)
+        except BaseException as error:  # a grader bug: report it and keep serving
+            reply = {"returncode": -1, "error": f"{type(error).__name__}: {error}"}
+        log.flush()
+        replies.write(json.dumps(reply) + "\n")
+
+
+class GradingWorker:
+    """The grade command's handle on one worker process; restarts it after a crash or a timeout."""
+
+    def __init__(self, log_path: Path | None = None, threads: int = 1):
+        self.log_path = log_path
+        self.threads = threads   # the CPU share of this worker: oversubscribed OpenMP pools spin for minutes
+        self.process = None
+
+    def _start(self):
+        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": str(self.threads),
+               "MKL_NUM_THREADS": str(self.threads)}
+        if self.log_path:
+            env["AUTOGRADER_WORKER_LOG"] = str(self.log_path)
+        self.process = subprocess.Popen([sys.executable, "-m", "autograder.worker"], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, env=env, start_new_session=True)
+
+    def grade(self, notebook: Path, options: list[str], timeout: float) -> dict:
+        """The outcome for one notebook (see report.py); never raises for a student's doing."""
+        if self.process is None or self.process.poll() is not None:
+            self._start()
+        started = time.time()
+        with tempfile.TemporaryDirectory(prefix="grade-") as scratch:
+            results_path = Path(scratch) / "results.json"
+            request = {"notebook": str(notebook.resolve()), "results_json": str(results_path), "options": options}
+            self.process.stdin.write((json.dumps(request) + "\n").encode())
+            self.process.stdin.flush()
+            reply = self._read_reply(timeout)
+            if reply is None:
+                problem = f"grading took longer than {timeout:.0f} s" if self.process else "the grading worker died"
+                self.close()
+            elif reply.get("returncode") in (0, 1) and results_path.exists():
+                outcome = json.loads(results_path.read_text())
+                outcome["grader_failed"] = any(c["outcome"] == "grader_error" for c in outcome["checks"])
+                return outcome
+            else:
+                problem = f"pytest exited with {reply.get('returncode')} {reply.get('error', '')}".strip()
+        return {"checks": [], "execution_time": round(time.time() - started, 3), "grader_failed": True,
+                "error": "The grader itself failed on this submission; your instructor will regrade it.",
+                "grader_log": problem + (f" (log: {self.log_path})" if self.log_path else "")}
+
+    def _read_reply(self, timeout: float) -> dict | None:
+        fd = self.process.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        buffer = b""
+        with selectors.DefaultSelector() as selector:
+            selector.register(fd, selectors.EVENT_READ)
+            while not buffer.endswith(b"\n"):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not selector.select(remaining):
+                    return None
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    self.process.wait()
+                    self.process = None
+                    return None
+                buffer += chunk
+        return json.loads(buffer)
+
+    def close(self):
+        if self.process is not None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.process.wait()
+            self.process = None
+
+
+if __name__ == "__main__":
+    main()
