@@ -41,10 +41,10 @@ def close(actual: torch.Tensor, expected: torch.Tensor, *, rtol=1e-4, atol=1e-5)
 def unchanged(before, after) -> bool:
     """Inputs as the student's code left them equal the inputs the grader sent."""
     if isinstance(before, torch.Tensor):
-        return isinstance(after, torch.Tensor) and before.shape == after.shape and bool(
-            torch.equal(before, after) or (torch.isnan(before) == torch.isnan(after)).all() and torch.equal(
-                torch.nan_to_num(before), torch.nan_to_num(after)))
-    if hasattr(before, "weight") and isinstance(getattr(before, "weight"), np.ndarray):
+        return (isinstance(after, torch.Tensor) and before.shape == after.shape
+                and torch.equal(before.isnan(), after.isnan())
+                and torch.equal(torch.nan_to_num(before), torch.nan_to_num(after)))
+    if isinstance(getattr(before, "weight", None), np.ndarray):
         return hasattr(after, "weight") and np.array_equal(before.weight, after.weight)
     if isinstance(before, (list, tuple)):
         return isinstance(after, (list, tuple)) and len(before) == len(after) and all(

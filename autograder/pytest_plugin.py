@@ -152,9 +152,7 @@ def pytest_runtest_makereport(item, call):
         entry.update(outcome="not_run", message=reason.removeprefix("Skipped: "))
     else:
         error = call.excinfo.value if call.excinfo else None
-        if isinstance(error, (CheckFailed, StudentError)):
-            entry.update(outcome="failed", message=str(error))
-        elif isinstance(error, SubmissionError):
+        if isinstance(error, (CheckFailed, StudentError, SubmissionError)):
             entry.update(outcome="failed", message=str(error))
         else:  # a bug in the check itself: never the student's fault, never shown to them verbatim
             entry.update(outcome="grader_error", message="the grader failed on this check; your instructor has been told",

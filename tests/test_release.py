@@ -156,9 +156,11 @@ def test_solution_runs_top_to_bottom_offline_with_a_tiny_pipeline(tiny_pipeline_
         if cell.cell_type == "code":
             cell.outputs = []
     previous = {k: os.environ.get(k) for k in ("SD_MODEL_ID", "HF_HUB_OFFLINE", "MPLBACKEND")}
-    os.environ.update(SD_MODEL_ID=str(tiny_pipeline_dir), HF_HUB_OFFLINE="1", MPLBACKEND="module://matplotlib_inline.backend_inline")
+    os.environ.update(SD_MODEL_ID=str(tiny_pipeline_dir), HF_HUB_OFFLINE="1",
+                      MPLBACKEND="module://matplotlib_inline.backend_inline")
     try:
-        NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+        NotebookClient(notebook, timeout=600, kernel_name="python3",
+                       resources={"metadata": {"path": str(tmp_path)}}).execute()
     finally:
         for key, value in previous.items():
             os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
