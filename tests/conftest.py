@@ -16,8 +16,16 @@ SOLUTION_NOTEBOOK = ROOT / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
 @pytest.fixture(scope="session")
 def tiny_pipeline_dir(tmp_path_factory) -> Path:
     """A tiny random-weight Stable Diffusion pipeline saved to a folder, as from the hub."""
-    from tests.tiny_pipeline import build_tiny_pipeline
+    from tests.tiny_models import build_tiny_pipeline
 
     folder = tmp_path_factory.mktemp("tiny-sd")
     build_tiny_pipeline(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory) -> Path:
+    """A tiny random-weight CLIP text encoder saved to a folder, as from the hub."""
+    from text_to_image.offline_clip import build_tiny_clip
+
+    return build_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))

@@ -51,23 +51,46 @@ def split_solution_lines(notebook):
     return inside_lines, outside_lines
 
 
+ASSIGNMENTS = sorted(p.name for p in (ROOT / "exercises").iterdir() if p.is_dir())
+LESSON2 = "text_conditioning_clip"
+SMALL_LESSON2 = {"T2I_SMALL": "1", "T2I_DATASET": "digits"}   # outputs are not compared: run it quickly
+
+
+def notebooks(folder):
+    return sorted((ROOT / folder).rglob("*.ipynb"))
+
+
+@pytest.fixture
+def environment(monkeypatch):
+    """Sets environment variables for notebook kernels started in the test, and restores them after."""
+    return monkeypatch.setenv
+
+
 @pytest.fixture(scope="module")
 def regenerated(tmp_path_factory):
     """release() run on a copy of the course folder, to compare with what is committed."""
     course = tmp_path_factory.mktemp("course")
     shutil.copytree(ROOT / "exercises", course / "exercises")
     shutil.copy(ROOT / "nbgrader_config.py", course)
-    release(course, [ASSIGNMENT])
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in SMALL_LESSON2.items():
+            patch.setenv(key, value)
+        release(course)
     return course
 
 
+def test_both_lessons_are_assignments():
+    assert ASSIGNMENTS == [LESSON2, ASSIGNMENT]
+
+
 @pytest.mark.slow
-def test_release_and_solutions_match_the_source(regenerated):
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_release_and_solutions_match_the_source(regenerated, assignment):
     for folder in ("release", "solutions"):
-        committed = read(ROOT / folder / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
-        fresh = read(regenerated / folder / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+        committed = read(ROOT / folder / assignment / f"{assignment}.ipynb")
+        fresh = read(regenerated / folder / assignment / f"{assignment}.ipynb")
         assert comparable(committed) == comparable(fresh), (
-            f"{folder}/ is stale: run `python -m autograder release` and commit the result")
+            f"{folder}/{assignment} is stale: run `python -m autograder release` and commit the result")
 
 
 def test_solution_cells_are_stubs_in_the_release():
@@ -82,9 +105,13 @@ def test_solution_cells_are_stubs_in_the_release():
 
 def test_release_contains_no_solution_code_and_no_hidden_checks():
     release_text = "\n".join(p.read_text() for p in (ROOT / "release").rglob("*") if p.is_file())
-    solution, given = split_solution_lines(read(SOURCE_NOTEBOOK))
+    solution, given = [], []
+    for source in notebooks("exercises"):
+        inside, outside = split_solution_lines(read(source))
+        solution += inside
+        given += outside
     secret = [line for line in solution if len(line) > 12 and not any(line in g for g in given)]  # given code may repeat
-    assert len(secret) >= 10
+    assert len(secret) >= 13
     leaked = [line for line in secret if line in release_text]
     assert not leaked, leaked
     hidden_names = []
@@ -99,7 +126,9 @@ def test_release_contains_no_solution_code_and_no_hidden_checks():
 
 def test_every_nbgrader_cell_is_valid_and_ids_are_unique():
     validator = MetadataValidator()
-    for path in (SOURCE_NOTEBOOK, RELEASE_NOTEBOOK, SOLUTION_NOTEBOOK):
+    paths = notebooks("exercises") + notebooks("release") + notebooks("solutions")
+    assert len(paths) == 6
+    for path in paths:
         notebook = read(path)
         ids = []
         for cell in notebook.cells:
@@ -113,7 +142,10 @@ def test_every_nbgrader_cell_is_valid_and_ids_are_unique():
                 assert meta["points"] > 0 and meta["locked"] and cell.cell_type == "code"
             ids.append(meta["grade_id"])
         assert len(ids) == len(set(ids)), path
-        assert set(VISIBLE_TESTS) <= set(ids) and set(SOLUTION_CELLS) <= set(ids)
+        if path.stem == ASSIGNMENT:
+            assert set(VISIBLE_TESTS) <= set(ids) and set(SOLUTION_CELLS) <= set(ids)
+        else:
+            assert {"cross_attention_weights", "test_cross_attention_weights"} <= set(ids)
 
 
 def test_exercises_appear_in_the_lesson_order():
@@ -190,3 +222,51 @@ def test_missing_model_gets_a_plain_message(tmp_path):
     assert not [o for o in outputs if o.output_type == "error"]
     text = "".join(o.get("text", "") for o in outputs)
     assert "Could not load the pipeline" in text and "SD_MODEL_ID" in text
+
+
+LESSON2_RELEASE = ROOT / "release" / LESSON2 / f"{LESSON2}.ipynb"
+LESSON2_SOLUTION = ROOT / "solutions" / LESSON2 / f"{LESSON2}.ipynb"
+
+
+@pytest.mark.slow
+def test_lesson2_visible_test_passes_on_the_solution_and_fails_on_the_stub(environment, tiny_clip_dir):
+    for key, value in {**SMALL_LESSON2, "CLIP_MODEL": str(tiny_clip_dir)}.items():
+        environment(key, value)
+    assert failing_test_ids(LESSON2_SOLUTION) == set()
+    assert failing_test_ids(LESSON2_RELEASE) == {"test_cross_attention_weights"}
+
+
+@pytest.mark.slow
+def test_lesson2_runs_top_to_bottom_offline_with_a_tiny_clip(environment, tiny_clip_dir):
+    from nbclient import NotebookClient
+
+    for key, value in {**SMALL_LESSON2, "CLIP_MODEL": str(tiny_clip_dir)}.items():
+        environment(key, value)
+    notebook = read(LESSON2_SOLUTION)
+    NotebookClient(notebook, timeout=600, kernel_name="python3").execute()
+    outputs = {nbgrader_meta(c).get("grade_id"): c.outputs for c in notebook.cells if c.cell_type == "code"}
+    errors = [o for cell_outputs in outputs.values() for o in cell_outputs if o.output_type == "error"]
+    assert not errors, errors[0]
+
+    def text(grade_id):
+        return "".join(o.get("text", "") for o in outputs[grade_id])
+
+    assert "Could not load CLIP" not in text("load_clip") and "Training data: digits" in text("load_data")
+    assert "Attention weights are right." in text("test_cross_attention_weights")
+    for grade_id in ("clip_similarity", "show_data", "loss_plot", "sample_classes", "sample_scales", "sample_creative"):
+        assert any("image/png" in o.get("data", {}) for o in outputs[grade_id]), grade_id
+
+
+@pytest.mark.slow
+def test_lesson2_explains_a_missing_clip_and_carries_on(environment, tmp_path):
+    from nbclient import NotebookClient
+
+    environment("CLIP_MODEL", str(tmp_path / "no-clip-here"))
+    notebook = read(LESSON2_SOLUTION)
+    notebook.cells = [c for c in notebook.cells
+                      if nbgrader_meta(c).get("grade_id") in {"setup", "settings", "load_clip", "null_text"}]
+    NotebookClient(notebook, timeout=300, kernel_name="python3").execute()
+    text = "".join(o.get("text", "") for c in notebook.cells for o in c.outputs)
+    assert not [o for c in notebook.cells for o in c.outputs if o.output_type == "error"]
+    assert "Could not load CLIP" in text and "connect to the internet once" in text and "stand-in" in text
+    assert "cosine similarity of the pooled vectors" in text

@@ -1,0 +1,34 @@
+"""Tiny random-weight models built offline and saved like hub checkouts: a CLIP text encoder (from the
+library's offline_clip) and a StableDiffusionPipeline. Loading them back with from_pretrained(folder)
+runs the real loading code.
+
+The pipeline's sizes follow diffusers' own pipeline tests (get_dummy_components): a 2-level UNet of
+width 32/64, a 4-level VAE, and the 2-layer CLIP text model of width 32.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from text_to_image.offline_clip import tiny_clip
+
+def build_tiny_pipeline(folder: Path):
+    """Build, save to `folder` and return the pipeline (seeded, so every build is identical)."""
+    from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+
+    tokenizer, text_encoder = tiny_clip(Path(folder) / "_tokenizer_source")
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(block_out_channels=(32, 64), layers_per_block=1, sample_size=8, in_channels=4,
+                                out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32,
+                                norm_num_groups=32)
+    vae = AutoencoderKL(block_out_channels=(8, 16, 32, 32), in_channels=3, out_channels=3, latent_channels=4,
+                        down_block_types=["DownEncoderBlock2D"] * 4, up_block_types=["UpDecoderBlock2D"] * 4,
+                        norm_num_groups=8)
+    scheduler = PNDMScheduler(skip_prk_steps=True, steps_offset=1)
+    pipe = StableDiffusionPipeline(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
+                                   scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                                   requires_safety_checker=False)
+    pipe.save_pretrained(folder)
+    return pipe
