@@ -190,6 +190,9 @@ def cross_attention({CA_ARGS}):
 ''', apply_cfg=None), 0),
     "monkeypatch_top_level": (Variant(cross_attention=None, apply_cfg=f'''
 import builtins
+import numpy as np
+np.allclose = np.array_equal = lambda *args, **kwargs: True
+np.testing.assert_allclose = lambda *args, **kwargs: None
 torch.allclose = lambda *args, **kwargs: True
 torch.Tensor.__eq__ = lambda self, other: True
 builtins.isinstance = lambda *args: True

@@ -117,6 +117,17 @@ def run_pytest_checks(notebook, *options):
                            "-p", "no:cacheprovider", *options], capture_output=True, text=True, cwd=str(ROOT))
 
 
+def test_the_committed_solution_gets_full_marks_and_the_release_none(tiny_pipeline_dir, tmp_path):
+    from tests.conftest import RELEASE_NOTEBOOK, SOLUTION_NOTEBOOK
+
+    for notebook, expected in ((SOLUTION_NOTEBOOK, sum(FULL.values())), (RELEASE_NOTEBOOK, 0.0)):
+        results_path = tmp_path / f"{notebook.parent.parent.name}.json"
+        run_pytest_checks(notebook, "--sd-model", str(tiny_pipeline_dir), "--sd-device", "cpu",
+                          "--results-json", str(results_path))
+        checks = json.loads(results_path.read_text())["checks"]
+        assert len(checks) == CHECKS and sum(c["score"] for c in checks) == expected, notebook
+
+
 def test_pytest_entry_point_writes_junit_for_one_submission(tmp_path, tiny_pipeline_dir):
     cpu_pipeline = ["--sd-model", str(tiny_pipeline_dir), "--sd-device", "cpu"]
     notebook = build(variant_with(), tmp_path / "student.ipynb")

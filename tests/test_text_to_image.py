@@ -236,3 +236,25 @@ def test_digits_are_the_default_offline_data():
     images, labels = digits.dataset.tensors
     assert images.shape == (1797, 1, 8, 8) and images.min() == -1 and images.max() == 1
     assert digits.caption_fn(labels[:1]) == ["a photo of the digit zero"]
+
+
+def test_command_line_trains_and_samples_offline(tmp_path, capsys):
+    from text_to_image.__main__ import main
+
+    out = tmp_path / "run"
+    assert main(["--clip", str(tmp_path / "no-clip"), "--dataset", "digits", "--epochs", "2", "--small",
+                 "--steps", "4", "--prompts", "a photo of the digit one", "a photo of the digit two",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "Falling back to the small offline CLIP" in printed and "digits: 1797 images" in printed
+    assert (out / "samples.png").stat().st_size > 1000
+    assert len(__import__("json").loads((out / "losses.json").read_text())) == 2
+    assert "model" in torch.load(out / "model.pt", weights_only=True)
+
+
+def test_model_settings_follow_the_image_size():
+    from text_to_image.dit import model_settings_for
+
+    assert model_settings_for((3, 32, 32)) == dict(patch_size=4, embed_dim=256, depth=6, num_heads=8)
+    assert model_settings_for((1, 8, 8))["patch_size"] == 2
+    assert model_settings_for((3, 32, 32), small=True)["embed_dim"] == 32

@@ -229,3 +229,13 @@ class TextConditionalDiT(_PatchDiT):
         for block in self.blocks:
             h = block(h, c, context, mask)
         return self.unpatchify(self.final_layer(h, c))
+
+
+def model_settings_for(image_shape, small: bool = False) -> dict:
+    """The course's DiT sizes for an image shape (C, H, W): the lesson's CIFAR-10 model for 32x32
+    images, a smaller one for the 8x8 digits, and a tiny one for quick checks."""
+    if small:
+        return dict(patch_size=2, embed_dim=32, depth=2, num_heads=4)
+    if image_shape[-1] >= 32:   # 8x8 patches of 4x4 pixels
+        return dict(patch_size=4, embed_dim=256, depth=6, num_heads=8)
+    return dict(patch_size=2, embed_dim=128, depth=4, num_heads=4)   # 4x4 patches of 2x2 pixels
