@@ -12,6 +12,7 @@ import os
 import tempfile
 from pathlib import Path
 
+OUTCOME_FILE = "outcome.json"   # the raw outcome, kept so that an interrupted run can resume
 OUTCOME_MARK = {"passed": "PASS", "failed": "FAIL", "not_run": "NOT RUN", "grader_error": "GRADER ERROR"}
 
 
@@ -133,5 +134,6 @@ def score_table(outcomes: dict[str, dict]) -> str:
 
 def write_submission_reports(out_dir: Path, submission_id: str, outcome: dict) -> None:
     folder = out_dir / submission_id
+    write_atomically(folder / OUTCOME_FILE, json.dumps(outcome, indent=2))
     write_atomically(folder / "results.json", json.dumps(gradescope_results(outcome), indent=2))
     write_atomically(folder / "feedback.md", feedback_markdown(submission_id, outcome))

@@ -220,7 +220,11 @@ class StudentProcess:
                 command += ["--symlink", os.readlink(top), str(top)]
             elif top.is_dir():
                 command += ["--ro-bind", str(top), str(top)]
+        checks = str(Path(__file__).resolve().parent / "checks")
         for prefix in _python_roots() + list(self.ro_binds):
+            if checks == prefix or checks.startswith(prefix.rstrip(os.sep) + os.sep):
+                raise RuntimeError(f"the hidden checks ({checks}) lie inside {prefix}, which the sandbox mounts: "
+                                   "install the grader editable (pip install -e) so they stay outside")
             command += ["--ro-bind", prefix, prefix]
         command += ["--ro-bind", str(runner_dir), "/runner", "--chdir", "/sandbox"]
         if os.geteuid() == 0:

@@ -1,5 +1,6 @@
 """The grader on three corpora built from the released notebook, through the real CLI and sandbox."""
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -180,3 +181,99 @@ def test_shipped_samples_are_built_from_the_current_release(tmp_path):
     for student, path in write_samples(tmp_path).items():
         assert path.read_bytes() == (SAMPLES_DIR / student / path.name).read_bytes(), (
             f"samples/ is stale for {student}: run `python -m tests.submissions`")
+
+
+def grade_folder(folder, out, *options):
+    return subprocess.run([sys.executable, "-m", "autograder", "grade", str(folder), "--out", str(out), "--quiet",
+                           "--workers", "2", *options], capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture
+def small_class(tmp_path):
+    folder = tmp_path / "submitted"
+    write_corpus(folder, {"right": CORRECT["einsum"], "slip": MISTAKES["cfg_common_mistake"][0],
+                          "stub": HOSTILE["untouched_stubs"][0]})
+    return folder
+
+
+def test_a_rerun_grades_only_what_is_missing_or_changed(small_class, tmp_path):
+    out = tmp_path / "graded"
+    assert grade_folder(small_class, out).returncode == 0
+    stamps = {name: (out / name / "outcome.json").stat().st_mtime_ns for name in ("right", "slip", "stub")}
+    rerun = grade_folder(small_class, out)
+    assert rerun.returncode == 0 and "keeping 3 results" in rerun.stderr
+    assert {name: (out / name / "outcome.json").stat().st_mtime_ns for name in stamps} == stamps
+    # An interrupted run leaves a submission without results; an edited notebook must be regraded.
+    shutil.rmtree(out / "stub")
+    build(variant_with(), small_class / "slip" / "text_conditioning_guidance.ipynb")
+    rerun = grade_folder(small_class, out)
+    assert "keeping 1 results" in rerun.stderr
+    assert (out / "right" / "outcome.json").stat().st_mtime_ns == stamps["right"]
+    assert (out / "slip" / "outcome.json").stat().st_mtime_ns != stamps["slip"]
+    assert json.loads((out / "slip" / "results.json").read_text())["score"] == 17
+    assert json.loads((out / "stub" / "results.json").read_text())["score"] == 0
+    assert len((out / "grades.csv").read_text().splitlines()) == 4
+
+
+def test_grading_twice_gives_byte_identical_scores(small_class, tmp_path):
+    out = tmp_path / "graded"
+    assert grade_folder(small_class, out).returncode == 0
+    first_csv = (out / "grades.csv").read_bytes()
+    first = {name: json.loads((out / name / "results.json").read_text()) for name in ("right", "slip", "stub")}
+    forced = grade_folder(small_class, out, "--force")
+    assert forced.returncode == 0 and "keeping" not in forced.stderr
+    assert (out / "grades.csv").read_bytes() == first_csv
+    for name, results in first.items():
+        again = json.loads((out / name / "results.json").read_text())
+        assert [(t["name"], t["score"], t["output"]) for t in again["tests"]] == [
+            (t["name"], t["score"], t["output"]) for t in results["tests"]]
+
+
+def test_gradescope_bundle_grades_a_submission_end_to_end(tmp_path):
+    import zipfile
+
+    bundle = tmp_path / "autograder.zip"
+    made = subprocess.run([sys.executable, "-m", "autograder", "bundle", "gradescope", "--out", str(bundle)],
+                          capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    root = tmp_path / "autograder"   # a fake /autograder tree
+    with zipfile.ZipFile(bundle) as archive:
+        names = archive.namelist()
+        archive.extractall(root / "source")
+    assert {"setup.sh", "run_autograder", "requirements.lock", "autograder/checks/test_apply_cfg.py"} <= set(names)
+    assert not [n for n in names if n.startswith(("solutions/", "exercises/", "tests/"))]
+    assert "requirements.lock" in (root / "source" / "setup.sh").read_text()
+    build(variant_with(), root / "submission" / "text_conditioning_guidance.ipynb")
+    env = {**__import__("os").environ, "AUTOGRADER_ROOT": str(root), "AUTOGRADER_PYTHON": sys.executable,
+           "PYTHONPATH": str(root / "source")}   # the bundle's own copy of the grader, not the repository's
+    run = subprocess.run(["bash", str(root / "source" / "run_autograder")], capture_output=True, text=True, env=env,
+                         timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    results = json.loads((root / "results" / "results.json").read_text())
+    assert results["score"] == 17 and len(results["tests"]) == CHECKS
+    (root / "submission" / "text_conditioning_guidance.ipynb").unlink()
+    run = subprocess.run(["bash", str(root / "source" / "run_autograder")], capture_output=True, text=True, env=env)
+    results = json.loads((root / "results" / "results.json").read_text())
+    assert results["score"] == 0 and "No .ipynb file was submitted" in results["output"]
+
+
+def test_classroom_workflow_runs_the_hidden_checks_from_the_grader_repository(tmp_path):
+    import yaml
+
+    workflow = yaml.safe_load((ROOT / "classroom" / ".github" / "workflows" / "grade.yml").read_text())
+    steps = workflow["jobs"]["grade"]["steps"]
+    checkouts = [s for s in steps if s.get("uses", "").startswith("actions/checkout")]
+    assert [s["with"]["path"] for s in checkouts] == ["submission", "grader"]
+    assert checkouts[1]["with"]["repository"] == "${{ vars.GRADER_REPO }}"
+    command = next(s["run"] for s in steps if "--submission" in s.get("run", ""))
+    assert "--junitxml" in command and "grader/autograder" in command
+    # Run the workflow's own command against this repository as the grader.
+    (tmp_path / "submission").mkdir()
+    (tmp_path / "grader").symlink_to(ROOT)
+    build(variant_with(), tmp_path / "submission" / "text_conditioning_guidance.ipynb")
+    env = {**__import__("os").environ, "NOTEBOOK": "text_conditioning_guidance.ipynb"}
+    run = subprocess.run(command.replace("grader/.venv/bin/python", sys.executable), shell=True,
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-2000:]
+    report = (tmp_path / "report.xml").read_text()
+    assert f'tests="{CHECKS}"' in report and 'failures="0"' in report
