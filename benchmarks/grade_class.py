@@ -1,0 +1,157 @@
+"""Grade a class with our grader and with `nbgrader autograde`, on the same notebooks (not a test).
+
+Builds a class from the released Lesson 1 notebook (correct answers, typical mistakes, untouched
+stubs, a few broken or hostile ones), grades it with `python -m autograder grade` (sandbox on,
+default workers) and with `nbgrader autograde` in a real nbgrader course folder, Exercise 4 pointed
+at a tiny offline pipeline for both. Compares the verdicts on the checks both have, then times our
+grader on a larger class, and prints `speedup vs nbgrader autograde: N.Nx` last.
+
+    python benchmarks/grade_class.py               # 40 submissions, then 200 with our grader
+    python benchmarks/grade_class.py --size 10 --large 0
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.submissions import ASSIGNMENT, CORRECT, HOSTILE, MISTAKES, build, variant_with  # noqa: E402
+from tests.tiny_models import build_tiny_pipeline  # noqa: E402
+
+# nbgrader's visible test cells and the hidden check that asks the same question.
+SHARED = {
+    "test_cross_attention_shape": "cross_attention: weights have shape (queries, text tokens) for any sizes",
+    "test_cross_attention_rows": "cross_attention: each row of weights sums to 1 with no negative weight",
+    "test_apply_cfg_w0": "apply_cfg: w=0 returns the unconditional prediction",
+    "test_apply_cfg_w1": "apply_cfg: w=1 returns the conditional prediction",
+}
+# Hostile submissions that fool an in-kernel grader on purpose; listed, not counted as disagreements.
+FOOLS_NBGRADER = {"input_transformer"}
+
+
+def class_mix(size: int) -> list[tuple[str, object]]:
+    """A realistic class: ~40% correct, ~40% one mistake, ~20% stubs, broken or hostile notebooks."""
+    correct = [("correct", variant_with())] + list(CORRECT.items())
+    mistakes = [(name, variant) for name, (variant, _) in MISTAKES.items()]
+    others = [(name, HOSTILE[name][0]) for name in ("untouched_stubs", "exits", "nan_outputs", "always_equal_objects",
+                                                     "input_transformer")]
+    pools = [(correct, 0.4), (mistakes, 0.4), (others, 0.2)]
+    chosen = []
+    for pool, share in pools:
+        count = round(size * share) if pool is not others else size - len(chosen)
+        chosen += [pool[i % len(pool)] for i in range(count)]
+    return [(f"s{index:03d}_{name}", variant) for index, (name, variant) in enumerate(chosen)]
+
+
+def write_class(folder: Path, size: int) -> list[str]:
+    students = []
+    for student, variant in class_mix(size):
+        build(variant, folder / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+        students.append(student)
+    return students
+
+
+def grade_ours(submitted: Path, out: Path, pipeline: Path) -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "autograder", "grade", str(submitted), "--out", str(out), "--quiet",
+                    "--force", "--sd-model", str(pipeline), "--sd-device", "cpu"], check=False,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def grade_nbgrader(course: Path, submitted: Path, students: list[str], pipeline: Path) -> float:
+    course.mkdir(parents=True)
+    shutil.copy(ROOT / "nbgrader_config.py", course)
+    shutil.copytree(ROOT / "exercises" / ASSIGNMENT, course / "exercises" / ASSIGNMENT)
+    shutil.copytree(submitted, course / "submitted")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "SD_MODEL_ID": str(pipeline), "HF_HUB_OFFLINE": "1"}
+    nbgrader = [sys.executable, "-m", "nbgrader"]
+    quiet = {"cwd": course, "env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "check": True}
+    subprocess.run(nbgrader + ["generate_assignment", ASSIGNMENT, "--force"], **quiet)
+    for student in students:
+        subprocess.run(nbgrader + ["db", "student", "add", student], **quiet)
+    started = time.perf_counter()
+    # It exits 1 when any notebook failed (a student's os._exit kills its kernel) but grades the others.
+    run = subprocess.run(nbgrader + ["autograde", ASSIGNMENT, "--force"], cwd=course, env=env, capture_output=True,
+                         text=True)
+    seconds = time.perf_counter() - started
+    if run.returncode != 0:
+        failed = sorted({line.split("student '")[1].split("'")[0] for line in run.stderr.splitlines()
+                         if "for student '" in line})
+        print(f"nbgrader autograde exited {run.returncode}; it reported errors for: {', '.join(failed) or '?'}")
+    return seconds
+
+
+def nbgrader_verdicts(course: Path, students: list[str]) -> dict[str, dict[str, bool]]:
+    from nbgrader.api import Gradebook
+
+    verdicts = {}
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        for student in students:
+            verdicts[student] = {}
+            for cell in SHARED:
+                try:
+                    grade = gradebook.find_grade(cell, ASSIGNMENT, ASSIGNMENT, student)
+                    verdicts[student][cell] = grade.score == grade.max_score
+                except Exception:
+                    verdicts[student][cell] = False   # not autograded: nbgrader could not run the notebook
+    return verdicts
+
+
+def our_verdicts(out: Path, students: list[str]) -> dict[str, dict[str, bool]]:
+    verdicts = {}
+    for student in students:
+        tests = {t["name"]: t for t in json.loads((out / student / "results.json").read_text())["tests"]}
+        verdicts[student] = {cell: tests[name]["score"] == tests[name]["max_score"] for cell, name in SHARED.items()}
+    return verdicts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=40, help="class size graded by both")
+    parser.add_argument("--large", type=int, default=200, help="a larger class graded by ours only (0: skip)")
+    args = parser.parse_args()
+    print(f"machine: {os.cpu_count()} CPUs; our grader uses its default workers ({os.cpu_count()})")
+
+    with tempfile.TemporaryDirectory(prefix="grade-class-") as scratch:
+        scratch = Path(scratch)
+        pipeline = scratch / "tiny-sd"
+        build_tiny_pipeline(pipeline)
+        students = write_class(scratch / "submitted", args.size)
+
+        ours = grade_ours(scratch / "submitted", scratch / "ours", pipeline)
+        print(f"our grader, {args.size} submissions: {ours:.1f} s ({ours / args.size:.2f} s per submission)")
+        theirs = grade_nbgrader(scratch / "course", scratch / "submitted", students, pipeline)
+        print(f"nbgrader autograde, {args.size} submissions: {theirs:.1f} s ({theirs / args.size:.2f} s per submission)")
+
+        mine, nbg = our_verdicts(scratch / "ours", students), nbgrader_verdicts(scratch / "course", students)
+        compared = [(s, c) for s in students for c in SHARED if s.split("_", 1)[1] not in FOOLS_NBGRADER]
+        disagreements = [(s, c, mine[s][c], nbg[s][c]) for s, c in compared if mine[s][c] != nbg[s][c]]
+        print(f"agreement on the {len(SHARED)} shared checks: {len(compared) - len(disagreements)}/{len(compared)}")
+        for student, cell, ours_ok, theirs_ok in disagreements:
+            print(f"  {student} {cell}: ours {'pass' if ours_ok else 'fail'}, nbgrader {'pass' if theirs_ok else 'fail'}")
+        fooled = [s for s in students if s.split("_", 1)[1] in FOOLS_NBGRADER]
+        for student in fooled:
+            print(f"  {student} (hostile): nbgrader passes {sum(nbg[student].values())}/{len(SHARED)}, "
+                  f"ours {sum(mine[student].values())}/{len(SHARED)}")
+
+        if args.large:
+            large = write_class(scratch / "large", args.large)
+            seconds = grade_ours(scratch / "large", scratch / "ours-large", pipeline)
+            print(f"our grader, {len(large)} submissions: {seconds:.1f} s ({seconds / len(large):.2f} s per submission)")
+
+    print(f"speedup vs nbgrader autograde: {theirs / ours:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
