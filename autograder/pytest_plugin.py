@@ -63,9 +63,9 @@ class Submission:
         except SubmissionError as error:
             self.code, self.error = None, str(error)
 
-    def function(self, name: str, *, limits: Limits | None = None, ro_binds: tuple[str, ...] = ()):
+    def function(self, name: str):
         if name not in self._functions:
-            self._functions[name] = StudentFunction(self, name, limits or self.limits, ro_binds)
+            self._functions[name] = StudentFunction(self, name)
         return self._functions[name]
 
     def close(self):
@@ -76,8 +76,8 @@ class Submission:
 class StudentFunction:
     """Calls one of the student's functions in its sandbox; raises StudentError when it fails."""
 
-    def __init__(self, submission: Submission, name: str, limits: Limits, ro_binds):
-        self.submission, self.name, self.limits, self.ro_binds = submission, name, limits, ro_binds
+    def __init__(self, submission: Submission, name: str):
+        self.submission, self.name = submission, name
         self.process = None
         self.failure = None
         self.callbacks = {}   # shared with the process: handlers for calls back from the sandbox
@@ -94,7 +94,7 @@ class StudentFunction:
         if self.failure:
             raise StudentError(self.failure)
         process = StudentProcess(self.submission.code.program_for(self.name), self.name,
-                                 limits=self.limits, mode=self.submission.mode, ro_binds=self.ro_binds)
+                                 limits=self.submission.limits, mode=self.submission.mode)
         process.callbacks = self.callbacks
         try:
             process.start()

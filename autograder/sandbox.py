@@ -118,11 +118,9 @@ class _Cgroups:
 class StudentProcess:
     """One sandboxed child holding one graded function of one submission."""
 
-    def __init__(self, program: str, function: str, *, limits: Limits = Limits(), mode: str = "auto",
-                 ro_binds: tuple[str, ...] = ()):
+    def __init__(self, program: str, function: str, *, limits: Limits = Limits(), mode: str = "auto"):
         self.program, self.function, self.limits = program, function, limits
         self.mode = sandbox_mode(mode)
-        self.ro_binds = ro_binds
         self.process = None
         self.dead_reason = None
         self.callbacks = {}   # name -> handler(request, arrays) -> (answer, arrays), for calls back from the sandbox
@@ -221,7 +219,7 @@ class StudentProcess:
             elif top.is_dir():
                 command += ["--ro-bind", str(top), str(top)]
         checks = str(Path(__file__).resolve().parent / "checks")
-        for prefix in _python_roots() + list(self.ro_binds):
+        for prefix in _python_roots():
             if checks == prefix or checks.startswith(prefix.rstrip(os.sep) + os.sep):
                 raise RuntimeError(f"the hidden checks ({checks}) lie inside {prefix}, which the sandbox mounts: "
                                    "install the grader editable (pip install -e) so they stay outside")
