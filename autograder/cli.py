@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import report
 from .sandbox import NO_SANDBOX_WARNING, sandbox_mode
-from .sd_pipeline import DEFAULT_MODEL
+from .sd_pipeline import PipelineSpec
 from .worker import GradingWorker
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -194,9 +194,10 @@ def main(argv=None) -> int:
     grade.add_argument("--timeout", type=float, default=1800, help="seconds allowed per submission")
     grade.add_argument("--call-timeout", type=float, default=30.0,
                        help="seconds one call of a student's function may take (default 30)")
-    grade.add_argument("--sd-model", default=os.environ.get("AUTOGRADER_SD_MODEL", DEFAULT_MODEL),
+    default_pipeline = PipelineSpec.from_environment()
+    grade.add_argument("--sd-model", default=default_pipeline.model,
                        metavar="ID_OR_DIR", help="Exercise 4's pipeline: hub id or local folder (default bk-sdm-small)")
-    grade.add_argument("--sd-device", choices=("cuda", "cpu"), default=os.environ.get("AUTOGRADER_SD_DEVICE", "cuda"),
+    grade.add_argument("--sd-device", choices=("cuda", "cpu"), default=default_pipeline.device,
                        help="where Exercise 4's pipeline runs; with cuda and no GPU its checks are 'not run'")
     grade.add_argument("--force", action="store_true",
                        help="regrade everything; by default results already in DIR for unchanged submissions are kept")

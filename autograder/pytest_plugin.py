@@ -8,7 +8,6 @@ written as JSON for the report step (autograder.report).
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 
 from .expectations import CheckFailed
 from .sandbox import NO_SANDBOX_WARNING, Limits, StudentError, StudentProcess, sandbox_mode
-from .sd_pipeline import DEFAULT_MODEL
+from .sd_pipeline import PipelineSpec
 from .submission import SubmissionError, extract_student_code
 
 RESULTS = pytest.StashKey[dict]()
@@ -30,9 +29,10 @@ def pytest_addoption(parser):
                     help="how to isolate student code (auto: bubblewrap when usable; none: unsafe, for debugging)")
     group.addoption("--call-timeout", type=float, default=Limits.call_seconds, metavar="SECONDS",
                     help="seconds one call of a student's function may take")
-    group.addoption("--sd-model", default=os.environ.get("AUTOGRADER_SD_MODEL", DEFAULT_MODEL), metavar="ID_OR_DIR",
+    default_pipeline = PipelineSpec.from_environment()
+    group.addoption("--sd-model", default=default_pipeline.model, metavar="ID_OR_DIR",
                     help="the text-to-image pipeline for Exercise 4 (default: $AUTOGRADER_SD_MODEL or bk-sdm-small)")
-    group.addoption("--sd-device", choices=("cuda", "cpu"), default=os.environ.get("AUTOGRADER_SD_DEVICE", "cuda"),
+    group.addoption("--sd-device", choices=("cuda", "cpu"), default=default_pipeline.device,
                     help="where that pipeline runs; cuda (default) reports the check as not run without a GPU")
     group.addoption("--require-gpu", action="store_true",
                     help="treat a GPU check that cannot run (no CUDA or no weights) as a grader error")

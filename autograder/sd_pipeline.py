@@ -8,6 +8,7 @@ every submission that process grades.
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -26,6 +27,11 @@ class PipelineUnavailable(Exception):
 class PipelineSpec:
     model: str = DEFAULT_MODEL   # hub id or local folder
     device: str = "cuda"         # "cuda" for the real smoke test; "cpu" for a tiny pipeline in CI
+
+    @classmethod
+    def from_environment(cls) -> "PipelineSpec":
+        """The defaults, overridable with AUTOGRADER_SD_MODEL and AUTOGRADER_SD_DEVICE."""
+        return cls(os.environ.get("AUTOGRADER_SD_MODEL", DEFAULT_MODEL), os.environ.get("AUTOGRADER_SD_DEVICE", "cuda"))
 
 
 _loaded: dict[PipelineSpec, object] = {}

@@ -74,7 +74,6 @@ def main() -> None:
             print(f"{reason}\n-> using the same architecture with random float16 weights")
             model, weights = str(Path(scratch) / "bk-sdm-small-random"), "random float16 weights (architecture only)"
             build_random_bk_sdm_small(Path(model))
-            sd_pipeline._loaded.clear()
         if args.device == "cuda":
             torch.cuda.reset_peak_memory_stats()
         results_path = Path(scratch) / "results.json"
