@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from .expectations import CheckFailed
-from .sandbox import NO_SANDBOX_WARNING, Limits, StudentError, StudentProcess, sandbox_mode
+from .sandbox import NO_SANDBOX_WARNING, Limits, StudentError, StudentProcess, sandbox_mode, shared_sandbox
 from .sd_pipeline import PipelineSpec
 from .submission import SubmissionError, extract_student_code
 
@@ -56,6 +56,8 @@ class Submission:
 
     def __init__(self, path: Path, mode: str, limits: Limits = Limits()):
         self.path, self.mode, self.limits = path, sandbox_mode(mode), limits
+        self.sandbox = shared_sandbox(self.mode, limits)
+        self.sandbox.reset()   # nothing of the previous submission may still be there
         self.error = None
         self._functions: dict[str, StudentFunction] = {}
         try:
@@ -71,6 +73,7 @@ class Submission:
     def close(self):
         for function in self._functions.values():
             function.close()
+        self.sandbox.reset()
 
 
 class StudentFunction:
@@ -94,7 +97,7 @@ class StudentFunction:
         if self.failure:
             raise StudentError(self.failure)
         process = StudentProcess(self.submission.code.program_for(self.name), self.name,
-                                 limits=self.submission.limits, mode=self.submission.mode)
+                                 self.submission.sandbox)
         process.callbacks = self.callbacks
         try:
             process.start()

@@ -1,20 +1,29 @@
-"""Student code runs here: a bubblewrap sandbox around a child Python process, one per graded function.
+"""Student code runs here: a bubblewrap sandbox holding a zygote that forks one child per graded function.
 
-The child sees the system's libraries and the Python environment read-only, an empty working
-directory and /tmp (small tmpfs), no network, no other processes, none of the grader's files (only
-the runner and its wire format are mounted). Resource limits bound memory, file size, CPU time and,
-where the host lets us create cgroups, the number of processes. The grader talks to it through
-pipes (wire.py) with a deadline on every answer; on any deadline or crash the whole sandbox is
-killed. Where bubblewrap is missing, the child runs unconfined and every report says so loudly.
+The sandbox sees the system's libraries and the Python environment read-only, an empty working
+directory, /tmp and /dev/shm (small tmpfs each), no network, no processes outside it and none of
+the grader's files (only zygote.py, the runner and its wire format are mounted). Inside, the zygote
+has imported torch once; each graded function of each submission gets a fresh fork of it, so a
+child costs milliseconds instead of a Python start and a torch import (over a second, three times
+per submission). Between two submissions the zygote kills every process and empties every writable
+place (zygote.py says how), and a sandbox that cannot do that is replaced.
+
+Resource limits bound each child's memory, file size and CPU time and, where the host lets us
+create cgroups, the sandbox's processes and memory. The grader talks to each child through its own
+pipes (wire.py) with a deadline on every answer; on a deadline the child is killed. Where
+bubblewrap is missing, the zygote runs unconfined and every report says so loudly.
 """
 from __future__ import annotations
 
+import atexit
 import functools
+import json
 import os
 import resource
 import selectors
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -27,8 +36,9 @@ import numpy as np
 
 from . import wire
 
-RUNNER_FILES = ("student_runner.py", "wire.py")
+RUNNER_FILES = ("zygote.py", "student_runner.py", "wire.py")
 CGROUP_V1 = Path("/sys/fs/cgroup")
+ZYGOTE_BYTES = 1 << 30   # torch imported, before any child
 
 
 @dataclass(frozen=True)
@@ -84,10 +94,10 @@ class _Cgroups:
         self.paths = []
         name = f"autograder-{uuid.uuid4().hex[:12]}"
         for controller, settings in (("pids", {"pids.max": limits.processes}),
-                                     # above RLIMIT_AS so a plain MemoryError usually comes first;
-                                     # tmpfs pages are charged here too
+                                     # above one child's RLIMIT_AS so a plain MemoryError usually comes
+                                     # first; the zygote's own pages and tmpfs pages are charged here too
                                      ("memory", {"memory.limit_in_bytes": limits.memory_bytes
-                                                 + 2 * limits.tmp_bytes + (256 << 20)})):
+                                                 + 3 * limits.tmp_bytes + ZYGOTE_BYTES})):
             path = CGROUP_V1 / controller / name
             try:
                 path.mkdir()
@@ -115,32 +125,179 @@ class _Cgroups:
                     time.sleep(0.02)
 
 
-class StudentProcess:
-    """One sandboxed child holding one graded function of one submission."""
+class Sandbox:
+    """The sandbox itself: one bubblewrap namespace holding a zygote (zygote.py) that has imported torch
+    and forks a child per graded function. One per grading process, reset between submissions."""
 
-    def __init__(self, program: str, function: str, *, limits: Limits = Limits(), mode: str = "auto"):
-        self.program, self.function, self.limits = program, function, limits
-        self.mode = sandbox_mode(mode)
+    def __init__(self, mode: str = "auto", limits: Limits = Limits()):
+        self.mode, self.limits = sandbox_mode(mode), limits
         self.process = None
-        self.dead_reason = None
-        self.callbacks = {}   # name -> handler(request, arrays) -> (answer, arrays), for calls back from the sandbox
-        self.last_inputs_after = None  # [args, kwargs] as the student's code left them after the last call
-        self.diagnostics = ""   # the sandbox's own stderr when it died: for the grader's log, not the student
-        self._stderr = None
+        self.dirty = False   # a child ran since the last reset
 
-    # -- lifecycle ------------------------------------------------------------------------------
-    def start(self):
+    def spawn(self) -> tuple[int, int, int]:
+        """A fresh child: (its pid inside the sandbox, the fd to send calls on, the fd to read answers from).
+        A zygote that died (a student's child may kill it) is replaced once, transparently."""
+        for _ in range(2):
+            if self.process is None or self.process.poll() is not None:
+                self._start()
+            self.dirty = True
+            to_child, from_grader = os.pipe()
+            from_child, to_grader = os.pipe()
+            try:
+                answer = self._request(f"spawn {json.dumps(self._child_rlimits())}", (to_child, to_grader))
+            finally:
+                os.close(to_child)
+                os.close(to_grader)
+            if answer is not None and answer.startswith("child "):
+                return int(answer.split()[1]), from_grader, from_child
+            os.close(from_grader)
+            os.close(from_child)
+            self.close()   # e.g. out of processes: left running by this same submission's earlier functions
+        raise RuntimeError(f"the sandbox could not start a process ({answer})")
+
+    def kill(self, pid: int):
+        if self.process is not None:
+            self._request(f"kill {pid}")
+
+    def exit_status(self, pid: int) -> str | None:
+        """"exit N", "signal N" or "running"; None when the whole sandbox is gone."""
+        return self._request(f"status {pid}") if self.process is not None else None
+
+    def reset(self):
+        """Between submissions: every process of the last one killed, every writable place emptied.
+        A sandbox that cannot promise that is thrown away; the next spawn starts a new one."""
+        if self.process is not None and self.dirty and self._request("reset", seconds=60) != "clean":
+            self.close()
+        self.dirty = False
+
+    def close(self):
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.process.wait()
+        self._control.close()
+        self._cgroups.remove()
+        self._stderr.close()
+        shutil.rmtree(self._workdir, ignore_errors=True)
+        self.process = None
+
+    # -- internals ------------------------------------------------------------------------------
+    def _start(self):
+        self.close()
         self._workdir = Path(tempfile.mkdtemp(prefix="autograder-"))
-        runner_dir = self._workdir / "runner"
+        runner_dir, scratch = self._workdir / "runner", self._workdir / "scratch"
         runner_dir.mkdir()
+        scratch.mkdir()
         here = Path(__file__).parent
         for name in RUNNER_FILES:
             shutil.copy(here / name, runner_dir / name)
         self._stderr = open(self._workdir / "stderr", "w+b")
         self._cgroups = _Cgroups(self.limits)
-        self.process = subprocess.Popen(
-            self._command(runner_dir), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
-            preexec_fn=self._in_child, env=self._environment(), cwd=self._workdir, close_fds=True)
+        self._control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        with theirs:
+            self.process = subprocess.Popen(
+                self._command(runner_dir, scratch), stdin=theirs, stdout=subprocess.DEVNULL, stderr=self._stderr,
+                preexec_fn=self._in_child, env=self._environment(scratch), cwd=scratch, close_fds=True)
+        if self._receive(self.limits.startup_seconds) != "ready":
+            problem = f"the sandbox did not start: {self._diagnostics()}"
+            self.close()
+            raise RuntimeError(problem)
+
+    def _request(self, message: str, fds=(), seconds: float = 10.0) -> str | None:
+        try:
+            socket.send_fds(self._control, [message.encode()], list(fds))
+        except OSError:
+            self.close()
+            return None
+        answer = self._receive(seconds)
+        if answer is None:   # dead or stuck: nothing it says can be trusted any more
+            self.close()
+        return answer
+
+    def _receive(self, seconds: float) -> str | None:
+        self._control.settimeout(seconds)
+        try:
+            answer = self._control.recv(4096)
+        except OSError:
+            return None
+        return answer.decode(errors="replace") or None
+
+    def _diagnostics(self) -> str:
+        self._stderr.seek(0)
+        return self._stderr.read()[-3000:].decode(errors="replace")
+
+    def _child_rlimits(self) -> dict[str, int]:
+        return {"RLIMIT_AS": self.limits.memory_bytes, "RLIMIT_FSIZE": self.limits.file_bytes,
+                "RLIMIT_CPU": self.limits.cpu_seconds, "RLIMIT_CORE": 0}
+
+    def _command(self, runner_dir: Path, scratch: Path) -> list[str]:
+        python = [sys.executable, "-I", "-B", "/runner/zygote.py"]
+        if self.mode == "none":
+            return [sys.executable, "-I", "-B", str(runner_dir / "zygote.py")]
+        # Order matters: the tmpfs mounts come first so that later binds (a venv under /tmp) stay visible.
+        command = [bwrap_path(), "--unshare-all", "--die-with-parent", "--new-session", "--hostname", "sandbox",
+                   "--proc", "/proc", "--dev", "/dev",
+                   "--size", str(self.limits.tmp_bytes), "--tmpfs", "/dev/shm",
+                   "--size", str(self.limits.tmp_bytes), "--tmpfs", "/tmp",
+                   "--size", str(self.limits.tmp_bytes), "--tmpfs", "/sandbox",
+                   "--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc"]
+        for name in ("bin", "lib", "lib64", "sbin"):
+            top = Path("/") / name
+            if top.is_symlink():
+                command += ["--symlink", os.readlink(top), str(top)]
+            elif top.is_dir():
+                command += ["--ro-bind", str(top), str(top)]
+        checks = str(Path(__file__).resolve().parent / "checks")
+        for prefix in _python_roots():
+            if checks == prefix or checks.startswith(prefix.rstrip(os.sep) + os.sep):
+                raise RuntimeError(f"the hidden checks ({checks}) lie inside {prefix}, which the sandbox mounts: "
+                                   "install the grader editable (pip install -e) so they stay outside")
+            command += ["--ro-bind", prefix, prefix]
+        command += ["--ro-bind", str(runner_dir), "/runner", "--chdir", "/sandbox"]
+        if os.geteuid() == 0:
+            command += ["--unshare-user", "--uid", "65534", "--gid", "65534"]
+        return command + python
+
+    def _environment(self, scratch: Path) -> dict[str, str]:
+        places = "/sandbox:/tmp:/dev/shm" if self.mode == "bwrap" else str(scratch)
+        return {"PATH": "/usr/bin:/bin", "HOME": "/sandbox" if self.mode == "bwrap" else str(scratch),
+                "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "AUTOGRADER_SCRATCH": places,
+                "PYTHONDONTWRITEBYTECODE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+                "MPLBACKEND": "Agg", "TQDM_DISABLE": "1", "DIFFUSERS_VERBOSITY": "error"}
+
+    def _in_child(self):
+        os.setsid()
+        self._cgroups.join()
+        for limit, value in ((resource.RLIMIT_FSIZE, self.limits.file_bytes), (resource.RLIMIT_CORE, 0)):
+            resource.setrlimit(limit, (value, value))
+
+
+@functools.cache
+def shared_sandbox(mode: str, limits: Limits) -> Sandbox:
+    """The grading process's sandbox for these settings, kept across submissions (and reset between them)."""
+    sandbox = Sandbox(mode, limits)
+    atexit.register(sandbox.close)
+    return sandbox
+
+
+class StudentProcess:
+    """One sandboxed child holding one graded function of one submission."""
+
+    def __init__(self, program: str, function: str, sandbox: Sandbox):
+        self.program, self.function, self.sandbox = program, function, sandbox
+        self.limits = sandbox.limits
+        self.pid = None
+        self.dead_reason = None
+        self.callbacks = {}   # name -> handler(request, arrays) -> (answer, arrays), for calls back from the sandbox
+        self.last_inputs_after = None  # [args, kwargs] as the student's code left them after the last call
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self):
+        self.pid, self._requests, self._replies = self.sandbox.spawn()
         self._send({"program": self.program, "function": self.function}, {})
         answer = self._receive(self.limits.startup_seconds, "defining your code")
         if "error" in answer[0]:
@@ -150,22 +307,11 @@ class StudentProcess:
             raise StudentError(self.dead_reason, output)
 
     def close(self):
-        if self.process is not None and self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if self.process is not None:
-            self.process.wait()
-            for stream in (self.process.stdin, self.process.stdout):
-                try:
-                    stream.close()
-                except OSError:
-                    pass
-            self._cgroups.remove()
-            self._stderr.close()
-            shutil.rmtree(self._workdir, ignore_errors=True)
-            self.process = None
+        """Closing the pipes ends the child; whatever it left behind goes at the sandbox's next reset."""
+        if self.pid is not None:
+            os.close(self._requests)
+            os.close(self._replies)
+            self.pid = None
 
     def __enter__(self):
         self.start()
@@ -202,57 +348,14 @@ class StudentProcess:
             raise StudentError(f"{self.function} returned something the grader cannot read ({error})") from None
 
     # -- internals ------------------------------------------------------------------------------
-    def _command(self, runner_dir: Path) -> list[str]:
-        python = [sys.executable, "-I", "-B", "/runner/student_runner.py"]
-        if self.mode == "none":
-            return [sys.executable, "-I", "-B", str(runner_dir / "student_runner.py")]
-        # Order matters: the tmpfs mounts come first so that later binds (a venv under /tmp) stay visible.
-        command = [bwrap_path(), "--unshare-all", "--die-with-parent", "--new-session", "--hostname", "sandbox",
-                   "--proc", "/proc", "--dev", "/dev",
-                   "--size", str(self.limits.tmp_bytes), "--tmpfs", "/tmp",
-                   "--size", str(self.limits.tmp_bytes), "--tmpfs", "/sandbox",
-                   "--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc"]
-        for name in ("bin", "lib", "lib64", "sbin"):
-            top = Path("/") / name
-            if top.is_symlink():
-                command += ["--symlink", os.readlink(top), str(top)]
-            elif top.is_dir():
-                command += ["--ro-bind", str(top), str(top)]
-        checks = str(Path(__file__).resolve().parent / "checks")
-        for prefix in _python_roots():
-            if checks == prefix or checks.startswith(prefix.rstrip(os.sep) + os.sep):
-                raise RuntimeError(f"the hidden checks ({checks}) lie inside {prefix}, which the sandbox mounts: "
-                                   "install the grader editable (pip install -e) so they stay outside")
-            command += ["--ro-bind", prefix, prefix]
-        command += ["--ro-bind", str(runner_dir), "/runner", "--chdir", "/sandbox"]
-        if os.geteuid() == 0:
-            command += ["--unshare-user", "--uid", "65534", "--gid", "65534"]
-        return command + python
-
-    def _environment(self) -> dict[str, str]:
-        env = {"PATH": "/usr/bin:/bin", "HOME": "/sandbox" if self.mode == "bwrap" else str(self._workdir),
-               "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-               "PYTHONDONTWRITEBYTECODE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-               "MPLBACKEND": "Agg", "TQDM_DISABLE": "1", "DIFFUSERS_VERBOSITY": "error"}
-        return env
-
-    def _in_child(self):
-        os.setsid()
-        self._cgroups.join()
-        for limit, value in ((resource.RLIMIT_AS, self.limits.memory_bytes),
-                             (resource.RLIMIT_FSIZE, self.limits.file_bytes),
-                             (resource.RLIMIT_CPU, self.limits.cpu_seconds),
-                             (resource.RLIMIT_CORE, 0)):
-            resource.setrlimit(limit, (value, value))
-
     def _send(self, description, arrays):
         try:
-            wire.write_frame(self.process.stdin.fileno(), wire.pack(description, arrays))
+            wire.write_frame(self._requests, wire.pack(description, arrays))
         except (BrokenPipeError, OSError):
             pass  # the child is gone; _receive reports why
 
     def _receive(self, seconds: float, doing: str):
-        fd = self.process.stdout.fileno()
+        fd = self._replies
         deadline = time.monotonic() + seconds
         buffer = bytearray()
         needed = wire.HEADER.size
@@ -280,21 +383,20 @@ class StudentProcess:
             self._die(f"the sandboxed process sent an unreadable answer ({error})")
 
     def _exit_description(self, doing: str) -> str:
-        try:
-            code = self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
+        status = self.sandbox.exit_status(self.pid)
+        if status is None or status == "running":
             return f"the process running your code stopped answering while {doing}"
-        if code < 0:
-            name = signal.Signals(-code).name
-            hint = " (probably out of memory)" if -code == signal.SIGKILL else ""
+        kind, number = status.split()
+        if kind == "signal":
+            name = signal.Signals(int(number)).name
+            hint = " (probably out of memory)" if int(number) == signal.SIGKILL else ""
             return f"the process running your code was killed by {name}{hint} while {doing}"
-        return (f"the process running your code exited (status {code}) while {doing}: "
+        return (f"the process running your code exited (status {number}) while {doing}: "
                 "do not call sys.exit, os._exit or exit() in your functions")
 
     def _die(self, reason: str):
-        self._stderr.seek(0)
-        self.diagnostics = self._stderr.read(4096).decode(errors="replace")
         self.dead_reason = reason
+        self.sandbox.kill(self.pid)
         self.close()
         raise StudentError(reason)
 

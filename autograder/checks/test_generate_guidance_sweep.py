@@ -21,7 +21,6 @@ SCALES = [1, 3, 7.5, 12, 20]
 STEPS = 30
 SEED = 42
 BUDGET_SECONDS = 300.0
-_reference_cache: dict = {}
 
 
 @dataclass
@@ -53,12 +52,15 @@ def run_sweep(function, pipe) -> Sweep:
     recorder = sd_pipeline.RecordingPipeline(pipe)
     function.callbacks["pipeline"] = recorder
     started = time.perf_counter()
+    images, error = None, None
     try:
         images = function(PipelineHandle(*recorder.resolution), PROMPT, list(SCALES), seed=SEED,
                           num_inference_steps=STEPS)
-        return Sweep(images, recorder.calls, time.perf_counter() - started)
-    except StudentError as error:
-        return Sweep(None, recorder.calls, time.perf_counter() - started, error)
+    except StudentError as failure:
+        error = failure
+    # As if every pipeline call had run now, even those answered from memory (sd_pipeline.generate).
+    seconds = time.perf_counter() - started - recorder.serving_seconds + recorder.pipeline_seconds
+    return Sweep(images, recorder.calls, seconds, error)
 
 
 @pytest.fixture(scope="module")
@@ -78,12 +80,10 @@ def second_sweep(sweep_function, pipeline, first_sweep):
 
 @pytest.fixture(scope="module")
 def reference_images(pipeline):
-    """The trusted images, made once per grading process for each pipeline."""
-    pipe, spec = pipeline
-    if spec not in _reference_cache:
-        state = sd_pipeline.fresh_generator_state(SEED)
-        _reference_cache[spec] = [sd_pipeline.generate(pipe, PROMPT, float(w), STEPS, state)[0] for w in SCALES]
-    images = _reference_cache[spec]
+    """The trusted images (made once per grading process: sd_pipeline.generate remembers them)."""
+    pipe, _ = pipeline
+    state = sd_pipeline.fresh_generator_state(SEED)
+    images = [sd_pipeline.generate(pipe, PROMPT, float(w), STEPS, state).image for w in SCALES]
     if any(image.max() < 8 for image in images):
         raise RuntimeError("the grading pipeline itself produced a black image (NaN in float16?)")
     return images
