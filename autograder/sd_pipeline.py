@@ -83,18 +83,20 @@ MAX_REMEMBERED = 256
 
 def generate(pipe, prompt: str, guidance_scale: float, num_inference_steps: int, generator_state) -> Generation:
     """One image, from a CPU generator in the given state so that CPU and GPU pipelines start from the
-    same noise. The pipeline is a pure function of these arguments, so a call made before (by the
-    reference, or by a student making the same calls as another) is answered from memory, with
-    the seconds the original run took; the arrays handed out are read-only."""
-    state = None if generator_state is None else np.ascontiguousarray(generator_state, dtype=np.uint8)
-    key = (id(pipe), prompt, guidance_scale, num_inference_steps, None if state is None else state.tobytes())
+    same noise. With a generator the pipeline is a pure function of these arguments, so a call made
+    before (by the reference, or by a student making the same calls as another) is answered from
+    memory, with the seconds the original run took; the arrays handed out are read-only. Without one
+    the noise comes from torch's global generator: such calls always run."""
+    if generator_state is None:
+        return _run_pipeline(pipe, prompt, guidance_scale, num_inference_steps, None)
+    state = np.ascontiguousarray(generator_state, dtype=np.uint8)
+    key = (id(pipe), prompt, guidance_scale, num_inference_steps, state.tobytes())
     if key in _generations:
         _generations.move_to_end(key)
         return _generations[key]
     generation = _run_pipeline(pipe, prompt, guidance_scale, num_inference_steps, state)
-    for array in (generation.image, generation.final_state):
-        if array is not None:
-            array.flags.writeable = False
+    generation.image.flags.writeable = False
+    generation.final_state.flags.writeable = False
     _generations[key] = generation
     if len(_generations) > MAX_REMEMBERED:
         _generations.popitem(last=False)

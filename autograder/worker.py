@@ -3,7 +3,8 @@
 The grade command starts one worker per parallel slot and feeds it notebooks over stdin (one JSON
 line each; one JSON line back). Keeping the worker alive means torch, diffusers and Exercise 4's
 pipeline (and its reference images) are loaded once per worker, not once per submission. Student
-code still never runs here: each graded function gets its own sandbox per submission.
+code still never runs here: each graded function runs in its own child of the worker's sandbox
+(sandbox.py), which is wiped between submissions.
 """
 from __future__ import annotations
 

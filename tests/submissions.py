@@ -143,6 +143,9 @@ def generate_guidance_sweep(pipe, prompt, guidance_scales, seed=42, num_inferenc
     "sweep_ignores_seed": (variant_with(generate_guidance_sweep=GOOD_SWEEP.replace("manual_seed(seed)",
                                                                                    "manual_seed(0)")),
                            "generate_guidance_sweep"),
+    "sweep_without_generator": (variant_with(generate_guidance_sweep=GOOD_SWEEP.replace(
+        "num_inference_steps=num_inference_steps,\n                           generator=generator)",
+        "num_inference_steps=num_inference_steps)")), "generate_guidance_sweep"),
     "sweep_other_steps": (variant_with(generate_guidance_sweep=GOOD_SWEEP.replace(
         "num_inference_steps=num_inference_steps", "num_inference_steps=15")), "generate_guidance_sweep"),
     "sweep_wrong_count": (variant_with(generate_guidance_sweep=GOOD_SWEEP.replace("return images",

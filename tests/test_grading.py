@@ -91,6 +91,8 @@ def test_messages_explain_the_failure_without_hidden_inputs(graded):
     reused = {t["name"]: t["output"] for t in results_of(graded, "sweep_reuses_generator")["tests"]}
     assert "call 2 was not freshly seeded" in reused["generate_guidance_sweep: gives every call a fresh generator "
                                                      "seeded with seed"]
+    unseeded = {t["name"]: t["score"] for t in results_of(graded, "sweep_without_generator")["tests"]}
+    assert unseeded["generate_guidance_sweep: the same seed gives identical images when run again"] == 0
     steps = {t["name"]: t["output"] for t in results_of(graded, "sweep_other_steps")["tests"]}
     assert "num_inference_steps=[15]" in steps["generate_guidance_sweep: passes the prompt and num_inference_steps "
                                                "through"]

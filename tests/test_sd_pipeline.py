@@ -1,0 +1,62 @@
+"""Exercise 4's trusted pipeline: remembered generations and what the recorder reports about them."""
+import numpy as np
+import pytest
+
+from autograder import sd_pipeline
+
+PROMPT = "a red apple"
+
+
+@pytest.fixture(scope="module")
+def pipe(tiny_pipeline_dir):
+    return sd_pipeline.load(sd_pipeline.PipelineSpec(str(tiny_pipeline_dir), "cpu"))
+
+
+def test_a_repeated_call_is_remembered_with_its_original_cost(pipe):
+    state = sd_pipeline.fresh_generator_state(7)
+    first = sd_pipeline.generate(pipe, PROMPT, 3.0, 4, state)
+    again = sd_pipeline.generate(pipe, PROMPT, 3.0, 4, state.copy())
+    assert again is first                        # not run a second time
+    assert first.seconds > 0
+    assert not first.image.flags.writeable and not first.final_state.flags.writeable
+    # The remembered answer is what the pipeline makes: run it for real and compare.
+    fresh = sd_pipeline._run_pipeline(pipe, PROMPT, 3.0, 4, state)
+    assert np.array_equal(fresh.image, first.image) and np.array_equal(fresh.final_state, first.final_state)
+
+
+def test_calls_without_a_generator_always_run(pipe):
+    # Their noise comes from torch's global generator: remembering them would make a sweep that
+    # forgot its generator look repeatable.
+    first = sd_pipeline.generate(pipe, PROMPT, 3.0, 4, None)
+    second = sd_pipeline.generate(pipe, PROMPT, 3.0, 4, None)
+    assert first is not second and not np.array_equal(first.image, second.image)
+
+
+@pytest.mark.parametrize("change", ["seed", "scale", "steps", "prompt"])
+def test_any_other_argument_is_a_new_generation(pipe, change):
+    arguments = dict(prompt=PROMPT, guidance_scale=3.0, num_inference_steps=4,
+                     generator_state=sd_pipeline.fresh_generator_state(7))
+    base = sd_pipeline.generate(pipe, *arguments.values())
+    if change == "seed":
+        arguments["generator_state"] = sd_pipeline.fresh_generator_state(8)
+    elif change == "scale":
+        arguments["guidance_scale"] = 5.0
+    elif change == "steps":
+        arguments["num_inference_steps"] = 3
+    else:
+        arguments["prompt"] = "a green pear"
+    other = sd_pipeline.generate(pipe, *arguments.values())
+    assert other is not base and not np.array_equal(other.image, base.image)
+
+
+def test_the_recorder_reports_pipeline_seconds_even_for_remembered_calls(pipe):
+    state = sd_pipeline.fresh_generator_state(11)
+    made = sd_pipeline.generate(pipe, PROMPT, 2.0, 5, state)
+    recorder = sd_pipeline.RecordingPipeline(pipe)
+    answer, arrays = recorder({"prompt": PROMPT, "guidance_scale": 2.0, "num_inference_steps": 5},
+                              {"generator_state": state})
+    assert answer == {"ok": True}
+    assert np.array_equal(arrays["image"], made.image)
+    assert np.array_equal(arrays["generator_state"], made.final_state)
+    assert recorder.pipeline_seconds == made.seconds
+    assert recorder.serving_seconds < made.seconds   # answered from memory
