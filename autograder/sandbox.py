@@ -257,15 +257,24 @@ class Sandbox:
                 raise RuntimeError(f"the hidden checks ({checks}) lie inside {prefix}, which the sandbox mounts: "
                                    "install the grader editable (pip install -e) so they stay outside")
             command += ["--ro-bind", prefix, prefix]
+        if _python_under_tmp():
+            # The folders leading to Python would be writable on the tmpfs: one student could rename
+            # them away from the next. /tmp is read-only then, and TMPDIR points into /sandbox.
+            command += ["--remount-ro", "/tmp"]
         command += ["--ro-bind", str(runner_dir), "/runner", "--chdir", "/sandbox"]
         if os.geteuid() == 0:
             command += ["--unshare-user", "--uid", "65534", "--gid", "65534"]
         return command + python
 
     def _environment(self, scratch: Path) -> dict[str, str]:
-        places = "/sandbox:/tmp:/dev/shm" if self.mode == "bwrap" else str(scratch)
-        return {"PATH": "/usr/bin:/bin", "HOME": "/sandbox" if self.mode == "bwrap" else str(scratch),
-                "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "AUTOGRADER_SCRATCH": places,
+        if self.mode == "bwrap":
+            places = ["/sandbox", "/dev/shm"] + ([] if _python_under_tmp() else ["/tmp"])
+        else:
+            places = [str(scratch)]
+        extra = {"TMPDIR": "/sandbox"} if self.mode == "bwrap" and _python_under_tmp() else {}
+        return {**extra, "AUTOGRADER_SCRATCH": os.pathsep.join(places),
+                "PATH": "/usr/bin:/bin", "HOME": "/sandbox" if self.mode == "bwrap" else str(scratch),
+                "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                 "PYTHONDONTWRITEBYTECODE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                 "MPLBACKEND": "Agg", "TQDM_DISABLE": "1", "DIFFUSERS_VERBOSITY": "error"}
 
@@ -399,6 +408,10 @@ class StudentProcess:
         self.sandbox.kill(self.pid)
         self.close()
         raise StudentError(reason)
+
+
+def _python_under_tmp() -> bool:
+    return any(root.startswith("/tmp/") for root in _python_roots())
 
 
 @functools.cache

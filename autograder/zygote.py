@@ -123,14 +123,21 @@ def kill_everything():
 
 
 def wipe(folder):
-    """Empty `folder`, whatever modes or links a child left there."""
+    """Empty `folder`, whatever modes or links a child left there. Mounts inside it (the sandbox's
+    read-only binds) and the folders leading to them stay."""
+    device = os.lstat(folder).st_dev
     with os.scandir(folder) as entries:
         for entry in entries:
             path = entry.path
             if entry.is_dir(follow_symlinks=False):
+                if os.lstat(path).st_dev != device:
+                    continue
                 os.chmod(path, 0o700)
                 wipe(path)
-                os.rmdir(path)
+                try:
+                    os.rmdir(path)
+                except OSError:   # it leads to a mount
+                    os.chmod(path, 0o755)
             else:
                 os.unlink(path)
 

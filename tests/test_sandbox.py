@@ -8,6 +8,7 @@ import os
 
 import pytest
 
+from autograder import sandbox as sandbox_module
 from autograder.sandbox import CGROUP_V1, Limits, Sandbox, StudentError, StudentProcess, bwrap_path
 
 pytestmark = pytest.mark.skipif(bwrap_path() is None, reason="bubblewrap cannot create namespaces on this machine")
@@ -101,13 +102,13 @@ def run(sandbox, program, function, *args):
 
 
 def test_nothing_of_one_submission_reaches_the_next(sandbox):
-    assert run(sandbox, PROBE, "probe") == 0
+    fresh = run(sandbox, PROBE, "probe")   # 0, or the read-only folders leading to a Python under /tmp
     assert run(sandbox, LEAVE_TRACES, "leave") == 1
     # Within one submission the traces are there: the probe can see them...
-    assert run(sandbox, PROBE, "probe") >= 6   # ./locked ./link /tmp/locked /tmp/link, the shm segment, the daemon
+    assert run(sandbox, PROBE, "probe") >= fresh + 6   # ./locked ./link, the same in /dev/shm, shm, daemon
     sandbox.reset()
     # ...and the next submission finds none of them.
-    assert run(sandbox, PROBE, "probe") == 0
+    assert run(sandbox, PROBE, "probe") == fresh
 
 
 def test_children_cannot_read_trace_or_signal_through_the_zygote(sandbox):
@@ -128,9 +129,9 @@ def test_a_child_that_kills_the_zygote_harms_only_its_own_submission(sandbox):
     killer = "import os, signal, time\ndef f():\n    os.kill(os.getppid(), signal.SIGKILL)\n    time.sleep(5)\n"
     with pytest.raises(StudentError, match="stopped answering|killed"):
         run(sandbox, killer, "f")    # the whole sandbox went down with its zygote, this child too
-    assert run(sandbox, "def f(x):\n    return x * 2\n", "f", 21) == 42   # a fresh sandbox took its place
+    fresh = run(sandbox, PROBE, "probe")   # a fresh sandbox took its place
     sandbox.reset()
-    assert run(sandbox, PROBE, "probe") == 0
+    assert run(sandbox, PROBE, "probe") == fresh
 
 
 @pytest.mark.skipif(not os.access(CGROUP_V1 / "pids", os.W_OK), reason="no writable v1 pids cgroup: no process limit")
@@ -148,11 +149,12 @@ def f():
         forked += 1
     return forked
 """
+    fresh = run(sandbox, PROBE, "probe")
     with StudentProcess(forker, "f", sandbox) as greedy:
         assert greedy.call() < sandbox.limits.processes    # the limit held
         assert run(sandbox, "def f():\n    return 5\n", "f") == 5   # its next function still starts
     sandbox.reset()
-    assert run(sandbox, PROBE, "probe") == 0
+    assert run(sandbox, PROBE, "probe") == fresh
 
 
 def test_exit_statuses_are_reported(sandbox):
@@ -160,6 +162,41 @@ def test_exit_statuses_are_reported(sandbox):
         run(sandbox, "import os\ndef f():\n    os._exit(3)\n", "f")
     with pytest.raises(StudentError, match="killed by SIGSEGV"):
         run(sandbox, "import ctypes\ndef f():\n    ctypes.string_at(0)\n", "f")
+
+
+ATTACK_THE_WAY_TO_PYTHON = """
+import os, tempfile
+def f(top):
+    done = 0
+    for action in (lambda: os.rename(top, "/tmp/elsewhere"), lambda: os.chmod(top, 0),
+                   lambda: open("/tmp/note.txt", "w")):
+        try:
+            action()
+            done += 1
+        except OSError:
+            pass
+    with tempfile.NamedTemporaryFile() as handle:   # TMPDIR still gives the student a writable place
+        handle.write(b"x")
+    return done
+"""
+
+
+def test_a_python_installed_under_tmp_cannot_be_moved_away_from_the_next_student(monkeypatch, tmp_path):
+    # A clone under /tmp (CI, pytest's tmp_path) puts the venv there: the sandbox mounts it at the same
+    # path, so the folders leading to it would sit on the writable /tmp tmpfs.
+    if not str(tmp_path).startswith("/tmp/"):
+        pytest.skip("pytest's tmp_path is not under /tmp here")
+    fake_python = tmp_path / "python-root"
+    fake_python.mkdir()
+    roots = sandbox_module._python_roots() + [str(fake_python)]
+    monkeypatch.setattr(sandbox_module, "_python_roots", lambda: roots)
+    box = Sandbox("bwrap", Limits(call_seconds=5))
+    try:
+        top = "/" + "/".join(fake_python.parts[1:3])     # e.g. /tmp/pytest-of-root
+        assert run(box, ATTACK_THE_WAY_TO_PYTHON, "f", top) == 0
+        assert run(box, "import os\ndef f(p):\n    return int(os.path.isdir(p))\n", "f", str(fake_python)) == 1
+    finally:
+        box.close()
 
 
 def test_unconfined_mode_uses_the_same_zygote(tmp_path):
