@@ -160,7 +160,7 @@ class Sandbox:
             self._request(f"kill {pid}")
 
     def exit_status(self, pid: int) -> str | None:
-        """"exit N", "signal N" or "running"; None when the whole sandbox is gone."""
+        """The zygote's word on a child: 'exit N', 'signal N' or 'running'; None when the sandbox is gone."""
         return self._request(f"status {pid}") if self.process is not None else None
 
     def reset(self):
@@ -267,13 +267,12 @@ class Sandbox:
         return command + python
 
     def _environment(self, scratch: Path) -> dict[str, str]:
+        home, places, extra = str(scratch), [str(scratch)], {}
         if self.mode == "bwrap":
-            places = ["/sandbox", "/dev/shm"] + ([] if _python_under_tmp() else ["/tmp"])
-        else:
-            places = [str(scratch)]
-        extra = {"TMPDIR": "/sandbox"} if self.mode == "bwrap" and _python_under_tmp() else {}
-        return {**extra, "AUTOGRADER_SCRATCH": os.pathsep.join(places),
-                "PATH": "/usr/bin:/bin", "HOME": "/sandbox" if self.mode == "bwrap" else str(scratch),
+            home, places = "/sandbox", ["/sandbox", "/dev/shm", "/tmp"]
+            if _python_under_tmp():   # /tmp is read-only then (see _command)
+                places, extra = places[:2], {"TMPDIR": "/sandbox"}
+        return {**extra, "AUTOGRADER_SCRATCH": os.pathsep.join(places), "PATH": "/usr/bin:/bin", "HOME": home,
                 "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                 "PYTHONDONTWRITEBYTECODE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                 "MPLBACKEND": "Agg", "TQDM_DISABLE": "1", "DIFFUSERS_VERBOSITY": "error"}

@@ -29,6 +29,7 @@ import student_runner  # noqa: E402  (copied next to this file inside the sandbo
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_DUMPABLE = 4
 IPC_RMID = 0
+LIBC = ctypes.CDLL(None, use_errno=True)
 SCRATCH = [path for path in os.environ.get("AUTOGRADER_SCRATCH", "").split(os.pathsep) if path]
 
 
@@ -103,17 +104,22 @@ def descendants():
     return found
 
 
+def kill_group(pid):
+    """The child and its process group (it called setsid; whatever left the group is found at reset)."""
+    for target in (-pid, pid):
+        try:
+            os.kill(target, signal.SIGKILL)
+        except OSError:
+            pass
+
+
 def kill_everything():
     for _ in range(200):
         children = descendants()
         if not children:
             return True
         for pid in children:
-            for target in (-pid, pid):
-                try:
-                    os.kill(target, signal.SIGKILL)
-                except OSError:
-                    pass
+            kill_group(pid)
         for pid in children:
             try:
                 os.waitpid(pid, 0)
@@ -143,19 +149,16 @@ def wipe(folder):
 
 
 def remove_ipc_objects():
-    libc = ctypes.CDLL(None, use_errno=True)
-    for kind, control, id_column in (("shm", libc.shmctl, 1), ("msg", libc.msgctl, 1), ("sem", libc.semctl, 1)):
+    for kind, remove in (("shm", lambda ipc_id: LIBC.shmctl(ipc_id, IPC_RMID, None)),
+                         ("msg", lambda ipc_id: LIBC.msgctl(ipc_id, IPC_RMID, None)),
+                         ("sem", lambda ipc_id: LIBC.semctl(ipc_id, 0, IPC_RMID))):
         try:
             with open(f"/proc/sysvipc/{kind}") as handle:
                 rows = handle.read().splitlines()[1:]
         except OSError:
             continue
         for row in rows:
-            ipc_id = int(row.split()[id_column])
-            if kind == "sem":
-                control(ipc_id, 0, IPC_RMID)
-            else:
-                control(ipc_id, IPC_RMID, None)
+            remove(int(row.split()[1]))   # the second column is the object's id
 
 
 def reset():
@@ -168,9 +171,8 @@ def reset():
 
 
 def main():
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
-    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    LIBC.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     control = socket.socket(fileno=0)
     preload()
     control.send(b"ready")
@@ -190,11 +192,7 @@ def main():
                     os.close(fd)
                 answer = f"error {error}"
         elif verb == "kill":
-            for target in (-int(argument), int(argument)):
-                try:
-                    os.kill(target, signal.SIGKILL)
-                except OSError:
-                    pass
+            kill_group(int(argument))
             answer = "ok"
         elif verb == "status":
             answer = status(int(argument))
