@@ -12,14 +12,11 @@ c.CourseDirectory.submitted_directory = "submitted"
 c.ClearSolutions.code_stub = {
     "python": '# YOUR CODE HERE\nraise NotImplementedError("Write your solution here, then re-run this cell.")'
 }
-c.ClearSolutions.text_stub = "_The worked solution is published with the solutions after the deadline._"
+# Markdown solution cells are the written answers an instructor grades by hand.
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
 # Exercise 4 may load a real pipeline on CPU; give cells room.
 c.ExecutePreprocessor.timeout = 1800
-
-# "Solution notes" markdown cells are plain (ungraded) cells that hold a solution region;
-# nbgrader replaces the region with text_stub in the release instead of refusing the cell.
-c.ClearSolutions.enforce_metadata = False
 
 # No execution timestamps in solutions/: regenerating an unchanged assignment changes no file.
 c.Execute.record_timing = False

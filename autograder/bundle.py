@@ -28,19 +28,21 @@ python3.11 -m venv /autograder/venv
 """
 
 RUN_AUTOGRADER = r"""#!/usr/bin/env bash
-# Grade /autograder/submission/*.ipynb into /autograder/results/results.json (always written).
+# Grade the upload's {assignment}.ipynb (found at any depth) into /autograder/results/results.json.
 ROOT="${AUTOGRADER_ROOT:-/autograder}"
 PYTHON="${AUTOGRADER_PYTHON:-$ROOT/venv/bin/python}"
 cd "$ROOT/source" 2>/dev/null || cd "$(dirname "$0")"
-exec "$PYTHON" -m autograder gradescope-run --submission-dir "$ROOT/submission" --results "$ROOT/results/results.json"
+exec "$PYTHON" -m autograder gradescope-run --assignment {assignment} \
+  --submission-dir "$ROOT/submission" --results "$ROOT/results/results.json"
 """
 
 
-def gradescope_bundle(out: Path, course_dir: Path) -> Path:
+def gradescope_bundle(out: Path, course_dir: Path, assignment: str) -> Path:
+    """One Gradescope autograder per assignment: run_autograder names the assignment it grades."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as bundle:
-        for name, text in (("setup.sh", SETUP_SH), ("run_autograder", RUN_AUTOGRADER)):
+        for name, text in (("setup.sh", SETUP_SH), ("run_autograder", RUN_AUTOGRADER.replace("{assignment}", assignment))):
             info = zipfile.ZipInfo(name)
             info.external_attr = 0o755 << 16
             bundle.writestr(info, text)

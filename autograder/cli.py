@@ -6,70 +6,38 @@ import hashlib
 import json
 import os
 import queue
-import re
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from . import report
+from . import __version__, assignments, report
+from .discover import OUTPUT_MARKER, discover, discover_upload
 from .sandbox import NO_SANDBOX_WARNING, sandbox_mode
 from .sd_pipeline import PipelineSpec
+from .submission import SubmissionError, read_notebook_bytes
 from .worker import GradingWorker
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-
-
-def discover(paths: list[str]) -> list[tuple[str, Path]]:
-    """(submission id, notebook) pairs. In a folder, the first folder level is the student id
-    (nbgrader's submitted/<student>/<assignment>/<notebook>.ipynb); loose notebooks use their file name."""
-    found: list[tuple[str, Path]] = []
-    for given in paths:
-        path = Path(given)
-        if path.is_file():
-            found.append((path.stem, path))
-        elif path.is_dir():
-            for notebook in sorted(path.rglob("*.ipynb")):
-                if ".ipynb_checkpoints" in notebook.parts or not notebook.is_file():
-                    continue
-                relative = notebook.relative_to(path)
-                found.append((relative.parts[0] if len(relative.parts) > 1 else notebook.stem, notebook))
-            # A student folder without any notebook is still a submission: it gets zero and says why.
-            for student in sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")):
-                if not any(student.rglob("*.ipynb")):
-                    files = sorted(f for f in student.rglob("*") if f.is_file())
-                    if files:
-                        found.append((student.name, files[0]))
-        else:
-            raise SystemExit(f"error: no such file or folder: {given}")
-    unique: dict[str, Path] = {}
-    for submission_id, notebook in found:
-        key = re.sub(r"[^A-Za-z0-9._-]", "_", submission_id).lstrip(".") or "submission"
-        if key in unique:
-            key = f"{key}-{re.sub(r'[^A-Za-z0-9._-]', '_', notebook.stem)}"
-        while key in unique:
-            key += "_"
-        unique[key] = notebook
-    return list(unique.items())
 
 
 def fingerprint(notebook: Path, options: list[str]) -> str:
     """What a result depends on: the submission's bytes, the grader's code and checks, the options."""
     digest = hashlib.sha256()
     try:
-        digest.update(notebook.read_bytes())
-    except OSError as error:
-        digest.update(repr(error).encode())
+        digest.update(read_notebook_bytes(notebook))
+    except SubmissionError as error:
+        digest.update(str(error).encode())
     for path in sorted(PACKAGE_DIR.rglob("*.py")):
         digest.update(str(path.relative_to(PACKAGE_DIR)).encode() + path.read_bytes())
     digest.update(json.dumps(options).encode())
     return digest.hexdigest()
 
 
-def earlier_outcome(out_dir: Path, submission_id: str, print_: str) -> dict | None:
-    """The outcome a previous run stored for this submission, if it is still valid."""
+def earlier_outcome(folder: Path, print_: str) -> dict | None:
+    """The outcome a previous run stored in `folder`, if it is still valid."""
     try:
-        stored = json.loads((out_dir / submission_id / report.OUTCOME_FILE).read_text())
+        stored = json.loads((folder / report.OUTCOME_FILE).read_text())
     except (OSError, ValueError):
         return None
     if stored.get("fingerprint") != print_ or stored.get("grader_failed"):
@@ -77,30 +45,43 @@ def earlier_outcome(out_dir: Path, submission_id: str, print_: str) -> dict | No
     return stored
 
 
+def check_options(args) -> None:
+    for name, least in (("workers", 1), ("timeout", 1), ("call_timeout", 1)):
+        if getattr(args, name) < least:
+            raise SystemExit(f"error: --{name.replace('_', '-')} must be at least {least} "
+                             f"(got {getattr(args, name):g})")
+
+
 def command_grade(args) -> int:
-    submissions = discover(args.paths)
+    check_options(args)
+    out_dir = Path(args.out)
+    submissions = discover(args.paths, args.assignment, out_dir)
     if not submissions:
-        print("no notebooks found", file=sys.stderr)
+        print("no submissions found", file=sys.stderr)
         return 2
     mode = sandbox_mode(args.sandbox)
     if mode == "none":
         print(NO_SANDBOX_WARNING, file=sys.stderr)
-    out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    outcomes: dict[str, dict] = {}
+    (out_dir / OUTPUT_MARKER).touch()
     from tqdm import tqdm
 
     options = ["--sandbox", args.sandbox, "--call-timeout", str(args.call_timeout), "--sd-model", args.sd_model,
                "--sd-device", args.sd_device] + (["--require-gpu"] if args.require_gpu else [])
-    prints = {submission_id: fingerprint(notebook, options) for submission_id, notebook in submissions}
-    if not args.force:
-        for submission_id, _ in submissions:
-            kept = earlier_outcome(out_dir, submission_id, prints[submission_id])
-            if kept is not None:
-                outcomes[submission_id] = kept
-        if outcomes:
-            print(f"keeping {len(outcomes)} results from an earlier run (--force regrades them)", file=sys.stderr)
-    pending = [(s, n) for s, n in submissions if s not in outcomes]
+    folder = {id(s): out_dir / s.assignment / s.student for s in submissions}
+    prints = {id(s): fingerprint(s.notebook, [s.assignment, *options]) for s in submissions if s.notebook}
+    pending, kept = [], 0
+    for submission in submissions:
+        if submission.notebook is None:
+            report.write_submission_reports(folder[id(submission)], submission.student, {
+                "assignment": submission.assignment, "checks": [], "error": submission.problem,
+                "notes": submission.notes})
+        elif not args.force and earlier_outcome(folder[id(submission)], prints[id(submission)]) is not None:
+            kept += 1
+        else:
+            pending.append(submission)
+    if kept:
+        print(f"keeping {kept} results from an earlier run (--force regrades them)", file=sys.stderr)
 
     workers = queue.SimpleQueue()
     slots = max(1, min(args.workers, len(pending)))
@@ -108,75 +89,94 @@ def command_grade(args) -> int:
     for index in range(slots):
         workers.put(GradingWorker(out_dir / f".worker-{index}.log" if args.keep_logs else None, threads))
 
-    def grade_with_a_free_worker(notebook: Path) -> dict:
+    def grade_with_a_free_worker(submission) -> dict:
         worker = workers.get()
         try:
-            return worker.grade(notebook, options, args.timeout)
+            return worker.grade(submission.notebook, submission.assignment, options, args.timeout)
         finally:
             workers.put(worker)
 
-    with ThreadPoolExecutor(max_workers=args.workers) as pool:
-        futures = {pool.submit(grade_with_a_free_worker, notebook): submission_id
-                   for submission_id, notebook in pending}
+    failed = []
+    with ThreadPoolExecutor(max_workers=slots) as pool:
+        futures = {pool.submit(grade_with_a_free_worker, s): s for s in pending}
         for future in tqdm(as_completed(futures), total=len(futures), desc="grading", unit="submission",
                            disable=args.quiet or None, file=sys.stderr):
-            submission_id = futures[future]
+            submission = futures[future]
             outcome = future.result()
-            outcome["fingerprint"] = prints[submission_id]
-            outcomes[submission_id] = outcome
-            report.write_submission_reports(out_dir, submission_id, outcome)
+            outcome.update(fingerprint=prints[id(submission)], assignment=submission.assignment,
+                           notes=submission.notes + outcome.get("notes", []))
+            report.write_submission_reports(folder[id(submission)], submission.student, outcome)
+            if outcome.get("grader_failed"):
+                failed.append((submission, outcome))
     while not workers.empty():
         workers.get().close()
-    report.write_atomically(out_dir / "grades.csv", report.grades_csv(outcomes))
-    print(report.score_table(outcomes))
-    failed = sorted(s for s, o in outcomes.items() if o.get("grader_failed"))
-    for submission_id in failed:
-        print(f"grader error on {submission_id}:\n{outcomes[submission_id].get('grader_log', '')}", file=sys.stderr)
-    print(f"\n{len(outcomes)} submissions graded into {out_dir} (sandbox: {mode})"
-          + (f"; grader errors on: {', '.join(failed)}" if failed else ""))
+    for name in sorted({s.assignment for s in submissions}):
+        outcomes = report.stored_outcomes(out_dir / name)
+        report.write_atomically(out_dir / name / "grades.csv", report.grades_csv(outcomes, assignments.get(name)))
+        print(f"\n{assignments.get(name).title} ({name}): {out_dir / name / 'grades.csv'}")
+        print(report.score_table(outcomes, assignments.get(name)))
+    for submission, outcome in failed:
+        print(f"grader error on {submission.assignment}/{submission.student}:\n{outcome.get('grader_log', '')}",
+              file=sys.stderr)
+    print(f"\n{len(submissions)} submissions graded into {out_dir} (sandbox: {mode})"
+          + (f"; grader errors on: {', '.join(s.student for s, _ in failed)}" if failed else ""))
     return 2 if failed else 0
 
 
 def command_bundle(args) -> int:
     from .bundle import gradescope_bundle
 
-    path = gradescope_bundle(Path(args.out), Path(args.course_dir))
-    print(f"wrote {path}: upload it as the Gradescope autograder (it holds the hidden checks)")
+    path = gradescope_bundle(Path(args.out), Path(args.course_dir), args.assignment)
+    print(f"wrote {path}: upload it as the Gradescope autograder of {args.assignment} (it holds the hidden checks)")
     return 0
 
 
 def command_gradescope_run(args) -> int:
-    """Inside Gradescope: grade the one submitted notebook; results.json is written whatever happens."""
+    """Inside Gradescope: grade the upload's notebook; results.json is written whatever happens."""
     results = Path(args.results)
     try:
-        notebooks = sorted(Path(args.submission_dir).glob("*.ipynb"))
-        if not notebooks:
-            outcome = {"checks": [], "error": "No .ipynb file was submitted: upload your notebook."}
+        upload = discover_upload(Path(args.submission_dir), args.assignment)
+        if upload.notebook is None:
+            outcome = {"assignment": upload.assignment, "checks": [], "error": upload.problem, "notes": upload.notes}
         else:
             with tempfile.TemporaryDirectory() as scratch:
-                grade_args = [str(notebooks[0]), "--out", scratch, "--quiet", "--workers", "1"]
-                main(["grade", *grade_args, *args.grade_options])
-                outcome = json.loads(next(Path(scratch).glob(f"*/{report.OUTCOME_FILE}")).read_text())
-            if len(notebooks) > 1:
-                outcome["error"] = f"Several notebooks were submitted; graded {notebooks[0].name}."
+                main(["grade", str(upload.notebook), "--out", scratch, "--quiet", "--workers", "1",
+                      "--assignment", upload.assignment, *args.grade_options])
+                outcome = json.loads(next(Path(scratch).glob(f"*/*/{report.OUTCOME_FILE}")).read_text())
+            outcome["notes"] = upload.notes + outcome.get("notes", [])
         report.write_atomically(results, json.dumps(report.gradescope_results(outcome), indent=2))
-    except Exception as error:  # Gradescope's advice: always leave a results.json behind
-        report.write_atomically(results, json.dumps({
-            "score": 0, "output": f"The autograder failed ({type(error).__name__}); your instructor will regrade.",
-            "tests": []}))
-        raise
+    except BaseException as error:  # Gradescope's advice: always leave a results.json behind
+        message = str(error) if isinstance(error, SystemExit) else (
+            f"The autograder failed ({type(error).__name__}); your instructor will regrade.")
+        report.write_atomically(results, json.dumps({"score": 0, "output": message, "tests": []}))
+        if not isinstance(error, SystemExit):
+            raise
     return 0
 
 
-def command_release(args) -> int:
-    from .release import release
+def command_nbgrader_sync(args) -> int:
+    from .platforms.nbgrader_gradebook import sync
 
+    results = sync(Path(args.course_dir), args.assignment, Path(args.graded), args.student or None)
+    for result in results:
+        print(f"{'synced ' if result.ok else 'SKIPPED'} {result.student}" + (f": {result.message}" if result.message else ""))
+    failed = [r for r in results if not r.ok and not r.message.startswith(("no nbgrader submission", "nbgrader knows"))]
+    print(f"{sum(r.ok for r in results)} of {len(results)} graded submissions written to the gradebook of {args.course_dir}")
+    return 2 if failed or not results else 0
+
+
+def command_release(args) -> int:
+    from .release import check, release
+
+    if args.check:
+        return check(Path(args.course_dir), args.assignments)
     release(Path(args.course_dir), args.assignments, solutions=not args.no_solutions)
     return 0
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     grade = commands.add_parser("grade", help="grade submitted notebooks with the hidden checks",
@@ -184,7 +184,11 @@ def main(argv=None) -> int:
                                             "feedback.md per submission and grades.csv.")
     grade.add_argument("paths", nargs="+", metavar="PATH",
                        help="a notebook, a folder of notebooks, or an nbgrader submitted/ folder")
-    grade.add_argument("--out", required=True, metavar="DIR", help="where to write the reports")
+    grade.add_argument("--out", required=True, metavar="DIR",
+                       help="where to write the reports: DIR/<assignment>/<student>/ and DIR/<assignment>/grades.csv")
+    grade.add_argument("--assignment", choices=sorted(assignments.ASSIGNMENTS),
+                       help="grade only this assignment (default: from nbgrader's submitted/<student>/<assignment>/ "
+                            "folders, else from the notebooks' names)")
     grade.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1),
                        help="submissions graded at once (default: CPU count)")
     grade.add_argument("--sandbox", choices=("auto", "bwrap", "none"), default="auto",
@@ -209,10 +213,23 @@ def main(argv=None) -> int:
     release.add_argument("assignments", nargs="*", help="assignment ids (default: every folder in exercises/)")
     release.add_argument("--course-dir", default=str(PACKAGE_DIR.parent), help="folder holding nbgrader_config.py")
     release.add_argument("--no-solutions", action="store_true", help="only the student version")
+    release.add_argument("--check", action="store_true",
+                         help="change nothing: regenerate in a scratch folder and fail if the committed ones differ")
     release.set_defaults(run=command_release)
+
+    sync = commands.add_parser("nbgrader-sync", help="write hidden-check scores into an nbgrader course's gradebook",
+                               description="Runs nbgrader autograde without executing student code, filling each "
+                                           "hidden-check slot cell with the scores that `grade` stored in --graded.")
+    sync.add_argument("assignment", choices=sorted(assignments.ASSIGNMENTS))
+    sync.add_argument("--graded", required=True, metavar="DIR", help="the --out folder of `grade`")
+    sync.add_argument("--course-dir", default=".", help="the nbgrader course folder (holding nbgrader_config.py)")
+    sync.add_argument("--student", action="append", help="only this student (repeatable)")
+    sync.set_defaults(run=command_nbgrader_sync)
 
     bundle = commands.add_parser("bundle", help="package the grader for another grading engine")
     bundle.add_argument("engine", choices=("gradescope",))
+    bundle.add_argument("--assignment", required=True, choices=sorted(assignments.ASSIGNMENTS),
+                        help="the assignment this Gradescope autograder grades")
     bundle.add_argument("--out", default="autograder.zip", help="the zip to write (default autograder.zip)")
     bundle.add_argument("--course-dir", default=str(PACKAGE_DIR.parent), help="folder holding requirements.lock")
     bundle.set_defaults(run=command_bundle)
@@ -220,6 +237,8 @@ def main(argv=None) -> int:
     gradescope = commands.add_parser("gradescope-run", help="(inside Gradescope) grade /autograder/submission")
     gradescope.add_argument("--submission-dir", default="/autograder/submission")
     gradescope.add_argument("--results", default="/autograder/results/results.json")
+    gradescope.add_argument("--assignment", choices=sorted(assignments.ASSIGNMENTS),
+                            help="the assignment this autograder grades (default: from the notebook's name)")
     gradescope.add_argument("grade_options", nargs="*", help="extra options for grade, after --")
     gradescope.set_defaults(run=command_gradescope_run)
 

@@ -1,6 +1,8 @@
-"""pytest plugin for the hidden checks: `pytest autograder --submission NOTEBOOK`.
+"""pytest plugin for the hidden checks: `pytest autograder --submission NOTEBOOK [--assignment NAME]`.
 
-Each check is a test marked `@pytest.mark.check("function: what it checks", points=N)`. The
+Only the checks of the submission's assignment run (autograder/assignments/<name>/checks/); the
+assignment is given, or inferred from the notebook's file name. Each check is a test marked
+`@pytest.mark.check("function: what it checks", points=N)`. The
 `student` fixture gives callables that run the submission's functions in the sandbox; every
 assertion runs here, in the trusted process. With `--results-json` the outcome of every check is
 written as JSON for the report step (autograder.report).
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from . import assignments
 from .expectations import CheckFailed
 from .sandbox import NO_SANDBOX_WARNING, Limits, StudentError, StudentProcess, sandbox_mode, shared_sandbox
 from .sd_pipeline import PipelineSpec
@@ -24,6 +27,8 @@ RESULTS = pytest.StashKey[dict]()
 def pytest_addoption(parser):
     group = parser.getgroup("autograder", "hidden checks for a submitted notebook")
     group.addoption("--submission", metavar="NOTEBOOK", help="the submitted notebook to grade")
+    group.addoption("--assignment", metavar="NAME", choices=sorted(assignments.ASSIGNMENTS),
+                    help="which assignment's checks to run (default: from the notebook's file name)")
     group.addoption("--results-json", metavar="PATH", help="write every check's outcome to this JSON file")
     group.addoption("--sandbox", choices=("auto", "bwrap", "none"), default="auto",
                     help="how to isolate student code (auto: bubblewrap when usable; none: unsafe, for debugging)")
@@ -43,19 +48,40 @@ def pytest_configure(config):
     config.stash[RESULTS] = {"checks": [], "started": time.time()}
 
 
+def submission_assignment(config) -> assignments.Assignment:
+    name = config.getoption("--assignment")
+    if name:
+        return assignments.get(name)
+    notebook = Path(config.getoption("--submission"))
+    found = assignments.by_notebook_name(notebook.name)
+    if found is None:
+        raise pytest.UsageError(f"cannot tell which assignment {notebook.name} belongs to: pass --assignment "
+                                f"({', '.join(assignments.ASSIGNMENTS)})")
+    return found
+
+
 def pytest_collection_modifyitems(config, items):
-    if items and not config.getoption("--submission"):
+    if not items:
+        return
+    if not config.getoption("--submission"):
         raise pytest.UsageError("the hidden checks grade one notebook: pytest autograder --submission NOTEBOOK")
+    assignment = submission_assignment(config)
+    config.stash[RESULTS]["assignment"] = assignment.name
+    kept, dropped = [], []
     for item in items:
         if item.get_closest_marker("check") is None:
             raise pytest.UsageError(f"{item.nodeid} has no @pytest.mark.check(name, points)")
+        (kept if assignments.owning_checks_file(item.path) is assignment else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 class Submission:
     """The notebook under test: its code, and one sandboxed process per graded function."""
 
-    def __init__(self, path: Path, mode: str, limits: Limits = Limits()):
-        self.path, self.mode, self.limits = path, sandbox_mode(mode), limits
+    def __init__(self, path: Path, assignment: assignments.Assignment, mode: str, limits: Limits = Limits()):
+        self.path, self.assignment, self.mode, self.limits = path, assignment, sandbox_mode(mode), limits
         self.sandbox = shared_sandbox(self.mode, limits)
         self.sandbox.reset()   # nothing of the previous submission may still be there
         self.error = None
@@ -64,6 +90,8 @@ class Submission:
             self.code = extract_student_code(path)
         except SubmissionError as error:
             self.code, self.error = None, str(error)
+        else:
+            self.error = wrong_assignment(self.code, assignment)
 
     def function(self, name: str):
         if name not in self._functions:
@@ -74,6 +102,19 @@ class Submission:
         for function in self._functions.values():
             function.close()
         self.sandbox.reset()
+
+
+def wrong_assignment(code, assignment: assignments.Assignment) -> str | None:
+    """A message when the notebook defines none of this assignment's functions but another's."""
+    defined = {name for name in assignments.ASSIGNMENTS_FUNCTIONS if code.defines(name)}
+    if defined & set(assignment.functions):
+        return None
+    other = assignments.guess_from_functions(defined)
+    if other is None or other is assignment:
+        return None
+    return (f"this is not the {assignment.title} notebook: it defines {', '.join(sorted(defined))} from "
+            f"{other.title} ({other.notebook}). Submit {assignment.notebook} here, with "
+            f"{', '.join(f'{f}()' for f in assignment.functions)}.")
 
 
 class StudentFunction:
@@ -128,7 +169,8 @@ class StudentFunction:
 def student(request):
     config = request.config
     limits = Limits(call_seconds=config.getoption("--call-timeout"))
-    submission = Submission(Path(config.getoption("--submission")), config.getoption("--sandbox"), limits)
+    submission = Submission(Path(config.getoption("--submission")), submission_assignment(config),
+                            config.getoption("--sandbox"), limits)
     config.stash[RESULTS].update(sandbox=submission.mode, submission=str(submission.path),
                                  notebook_error=submission.error,
                                  skipped_cells=submission.code.skipped_cells if submission.code else [])

@@ -1,18 +1,28 @@
-"""exercises/<assignment>/ -> release/<assignment>/ (student version) and solutions/<assignment>/ (executed)."""
+"""exercises/<assignment>/ -> release/<assignment>/ (student version) and solutions/<assignment>/ (executed).
+
+`release` rewrites both (an instructor's step, then commit); `check` regenerates into a scratch copy
+of the course and compares, leaving the checkout untouched (the main job's step).
+"""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+import nbformat
+
+FOLDERS = ("release", "solutions")
 
 
 def assignments_in(course_dir: Path) -> list[str]:
     return sorted(p.name for p in (course_dir / "exercises").iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def release(course_dir: Path, assignments: list[str] | None = None, *, solutions: bool = True) -> None:
+def release(course_dir: Path, assignments: list[str] | None = None, *, solutions: bool = True,
+            execute: bool = True) -> None:
     course_dir = course_dir.resolve()
     if not (course_dir / "nbgrader_config.py").exists():
         raise SystemExit(f"error: {course_dir} has no nbgrader_config.py")
@@ -26,8 +36,45 @@ def release(course_dir: Path, assignments: list[str] | None = None, *, solutions
         for assignment in assignments or assignments_in(course_dir):
             steps = [["generate_assignment", assignment, "--force", "--log-level=WARN", database]]
             if solutions:
-                steps.append(["generate_solution", assignment, "--force", "--log-level=WARN", database])
+                steps.append(["generate_solution", assignment, "--force", "--log-level=WARN", database]
+                             + ([] if execute else ["--Execute.enabled=False"]))
             for step in steps:
                 print(f"nbgrader {step[0]} {assignment}", flush=True)
                 subprocess.run(nbgrader + step, cwd=course_dir, env=env, check=True,
                                stdout=subprocess.DEVNULL)
+
+
+def comparable(notebook) -> list:
+    """What must agree between committed and regenerated notebooks: types, sources, nbgrader metadata."""
+    return [(c.cell_type, c.source, c.get("metadata", {}).get("nbgrader", {})) for c in notebook.cells]
+
+
+def stale(course_dir: Path, assignments: list[str] | None = None) -> list[str]:
+    """The committed release/ and solutions/ notebooks that differ from a fresh nbgrader run (outputs aside)."""
+    course_dir = course_dir.resolve()
+    names = assignments or assignments_in(course_dir)
+    with tempfile.TemporaryDirectory(prefix="release-check-") as scratch:
+        copy = Path(scratch)
+        shutil.copytree(course_dir / "exercises", copy / "exercises")
+        shutil.copy(course_dir / "nbgrader_config.py", copy)
+        release(copy, names, execute=False)
+        problems = []
+        for assignment in names:
+            for folder in FOLDERS:
+                for fresh in sorted((copy / folder / assignment).glob("*.ipynb")):
+                    committed = course_dir / folder / assignment / fresh.name
+                    if not committed.exists() or comparable(nbformat.read(committed, as_version=4)) != comparable(
+                            nbformat.read(fresh, as_version=4)):
+                        problems.append(str(committed.relative_to(course_dir)))
+        return problems
+
+
+def check(course_dir: Path, assignments: list[str] | None = None) -> int:
+    problems = stale(course_dir, assignments)
+    for path in problems:
+        print(f"stale: {path} differs from what nbgrader makes of exercises/", file=sys.stderr)
+    if problems:
+        print("run `python -m autograder release` and commit the result", file=sys.stderr)
+        return 1
+    print("release/ and solutions/ are up to date with exercises/")
+    return 0

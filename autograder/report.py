@@ -12,6 +12,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from . import assignments
+
 OUTCOME_FILE = "outcome.json"   # the raw outcome, kept so that an interrupted run can resume
 OUTCOME_MARK = {"passed": "PASS", "failed": "FAIL", "not_run": "NOT RUN", "grader_error": "GRADER ERROR"}
 
@@ -34,16 +36,35 @@ def totals(checks: list[dict]) -> tuple[float, float]:
     return sum(c["score"] for c in kept), sum(c["max_score"] for c in kept)
 
 
+def outcome_totals(outcome: dict) -> tuple[float, float]:
+    """Score and maximum; a submission that could not be graded at all is out of the assignment's points."""
+    checks = outcome.get("checks", [])
+    if checks or "assignment" not in outcome:
+        return totals(checks)
+    return 0.0, assignments.get(outcome["assignment"]).points
+
+
+def manual_note(outcome: dict) -> str | None:
+    assignment = assignments.ASSIGNMENTS.get(outcome.get("assignment", ""))
+    if assignment is None or not assignment.manual:
+        return None
+    items = ", ".join(f"{grade_id} ({points:g} pt{'s' if points != 1 else ''})"
+                      for grade_id, points in assignment.manual.items())
+    return f"Graded by your instructor, not included above: {items}."
+
+
 def gradescope_results(outcome: dict) -> dict:
     """Gradescope's results.json for one submission (see the autograder specification)."""
     checks = outcome.get("checks", [])
-    score, _ = totals(checks)
+    score, _ = outcome_totals(outcome)
     notes = []
     if outcome.get("notebook_error"):
         notes.append(f"Your notebook could not be graded: {outcome['notebook_error']}")
     if outcome.get("error"):
         notes.append(outcome["error"])
-    notes += [f"Note: {line}" for line in outcome.get("skipped_cells", [])]
+    notes += [f"Note: {line}" for line in outcome.get("skipped_cells", []) + outcome.get("notes", [])]
+    if manual_note(outcome):
+        notes.append(manual_note(outcome))
     if outcome.get("warning"):
         notes.append(outcome["warning"])
     tests = []
@@ -63,7 +84,7 @@ def gradescope_results(outcome: dict) -> dict:
 
 def feedback_markdown(submission_id: str, outcome: dict) -> str:
     checks = outcome.get("checks", [])
-    score, maximum = totals(checks)
+    score, maximum = outcome_totals(outcome)
     lines = [f"# Feedback for {submission_id}", "", f"**Score: {score:g} / {maximum:g}**", ""]
     for note in gradescope_results(outcome)["output"].splitlines():
         lines.append(f"> {note}")
@@ -77,7 +98,18 @@ def feedback_markdown(submission_id: str, outcome: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def grades_csv(outcomes: dict[str, dict]) -> str:
+def stored_outcomes(assignment_dir: Path) -> dict[str, dict]:
+    """Every outcome kept under out/<assignment>/, from this run and earlier ones: the whole class."""
+    outcomes = {}
+    for path in sorted(assignment_dir.glob(f"*/{OUTCOME_FILE}")):
+        try:
+            outcomes[path.parent.name] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+    return outcomes
+
+
+def grades_csv(outcomes: dict[str, dict], assignment: assignments.Assignment) -> str:
     names: list[str] = []
     for outcome in outcomes.values():
         for check in outcome.get("checks", []):
@@ -85,17 +117,18 @@ def grades_csv(outcomes: dict[str, dict]) -> str:
                 names.append(check["name"])
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["submission", *names, "total", "max_total", "problems"])
-    for submission_id in sorted(outcomes):
-        outcome = outcomes[submission_id]
+    writer.writerow(["student", "assignment", *names, "total", "max_total", "manual_max", "problems"])
+    for student in sorted(outcomes):
+        outcome = outcomes[student]
         by_name = {c["name"]: c for c in outcome.get("checks", [])}
         cells = []
         for name in names:
             check = by_name.get(name)
             cells.append("" if check is None else "not run" if not counted(check) else f"{check['score']:g}")
-        score, maximum = totals(outcome.get("checks", []))
+        score, maximum = outcome_totals(outcome)
         problems = outcome.get("notebook_error") or outcome.get("error") or ""
-        writer.writerow([submission_id, *cells, f"{score:g}", f"{maximum:g}", problems])
+        writer.writerow([student, assignment.name, *cells, f"{score:g}", f"{maximum:g}",
+                         f"{sum(assignment.manual.values()):g}", problems])
     return buffer.getvalue()
 
 
@@ -111,29 +144,23 @@ def function_totals(checks: list[dict]) -> dict[str, tuple[float, float]]:
     return result
 
 
-def score_table(outcomes: dict[str, dict]) -> str:
-    functions: list[str] = []
-    for outcome in outcomes.values():
-        for check in outcome.get("checks", []):
-            function = check["name"].split(":", 1)[0]
-            if function not in functions:
-                functions.append(function)
-    header = ["submission", *functions, "total"]
+def score_table(outcomes: dict[str, dict], assignment: assignments.Assignment) -> str:
+    functions = list(assignment.functions)
+    header = ["student", *functions, "total"]
     rows = []
-    for submission_id in sorted(outcomes):
-        outcome = outcomes[submission_id]
+    for student in sorted(outcomes):
+        outcome = outcomes[student]
         per_function = function_totals(outcome.get("checks", []))
-        score, maximum = totals(outcome.get("checks", []))
-        rows.append([submission_id, *(f"{per_function[f][0]:g}/{per_function[f][1]:g}" if f in per_function
-                                      else "not run" if outcome.get("checks") else "-" for f in functions),
+        score, maximum = outcome_totals(outcome)
+        rows.append([student, *(f"{per_function[f][0]:g}/{per_function[f][1]:g}" if f in per_function
+                                else "not run" if outcome.get("checks") else "-" for f in functions),
                      f"{score:g}/{maximum:g}"])
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    render = lambda row: "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths))  # noqa: E731
+    render = lambda row: "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()  # noqa: E731
     return "\n".join([render(header), render(["-" * w for w in widths]), *map(render, rows)])
 
 
-def write_submission_reports(out_dir: Path, submission_id: str, outcome: dict) -> None:
-    folder = out_dir / submission_id
+def write_submission_reports(folder: Path, submission_id: str, outcome: dict) -> None:
     write_atomically(folder / OUTCOME_FILE, json.dumps(outcome, indent=2))
     write_atomically(folder / "results.json", json.dumps(gradescope_results(outcome), indent=2))
     write_atomically(folder / "feedback.md", feedback_markdown(submission_id, outcome))

@@ -251,7 +251,7 @@ class Sandbox:
                 command += ["--symlink", os.readlink(top), str(top)]
             elif top.is_dir():
                 command += ["--ro-bind", str(top), str(top)]
-        checks = str(Path(__file__).resolve().parent / "checks")
+        checks = str(Path(__file__).resolve().parent / "assignments")
         for prefix in _python_roots():
             if checks == prefix or checks.startswith(prefix.rstrip(os.sep) + os.sep):
                 raise RuntimeError(f"the hidden checks ({checks}) lie inside {prefix}, which the sandbox mounts: "
@@ -425,7 +425,9 @@ def _trusted_to_numpy(value):
     import torch
 
     if isinstance(value, Linear):
-        return "linear", value.weight
+        if value.bias is None:
+            return "linear", value.weight
+        return "affine", np.concatenate([value.weight, value.bias[:, None]], axis=1)
     if isinstance(value, PipelineHandle):
         return "pipeline", np.array([value.height, value.width], dtype=np.int64)
     if isinstance(value, torch.Tensor):
@@ -450,13 +452,15 @@ def _rebuild(kind: str, array: np.ndarray):
 
 @dataclass
 class Linear:
-    """A bias-free projection layer, rebuilt as torch.nn.Linear inside the sandbox."""
+    """A projection layer, rebuilt as torch.nn.Linear inside the sandbox."""
     weight: np.ndarray   # (out_features, in_features)
+    bias: np.ndarray | None = None   # (out_features,)
 
     def __call__(self, x):
         import torch
 
-        return x @ torch.from_numpy(self.weight).T.to(x.dtype)
+        y = x @ torch.from_numpy(self.weight).T.to(x.dtype)
+        return y if self.bias is None else y + torch.from_numpy(self.bias).to(x.dtype)
 
 
 @dataclass

@@ -143,10 +143,16 @@ def from_array(kind, array):
         return GradingPipeline(*array.tolist())
     if kind == "tensor":
         return torch.from_numpy(array.copy())
-    if kind == "linear":   # a bias-free projection layer with the given weight (out, in)
-        layer = torch.nn.Linear(array.shape[1], array.shape[0], bias=False, dtype=torch.from_numpy(array).dtype)
+    if kind in ("linear", "affine"):   # weight (out, in); an affine layer's bias is the last column
+        weight = torch.from_numpy(array.copy())
+        bias = kind == "affine"
+        if bias:
+            weight, bias_values = weight[:, :-1], weight[:, -1]
+        layer = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=bias, dtype=weight.dtype)
         with torch.no_grad():
-            layer.weight.copy_(torch.from_numpy(array.copy()))
+            layer.weight.copy_(weight)
+            if bias:
+                layer.bias.copy_(bias_values)
         return layer
     raise wire.WireError(f"unknown argument kind {kind}")
 

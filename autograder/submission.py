@@ -10,7 +10,10 @@ order, so the last definition of a name wins as it would in Jupyter and unrelate
 from __future__ import annotations
 
 import ast
+import errno
 import json
+import os
+import stat
 import symtable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,20 +65,33 @@ class StudentCode:
         return "\n\n".join(d.source for d in chosen) + "\n"
 
 
+def read_notebook_bytes(path: Path) -> bytes:
+    """The file's bytes, read as a regular file only (never through a link) and only up to the limit."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as error:
+        reason = "it is a symbolic link" if error.errno == errno.ELOOP else error.strerror
+        raise SubmissionError(f"cannot read the submission: {reason}; submit the notebook file itself") from None
+    with os.fdopen(fd, "rb") as stream:
+        info = os.fstat(stream.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise SubmissionError("the submission is not a regular file: submit the notebook file itself")
+        if info.st_size > MAX_NOTEBOOK_BYTES:
+            raise SubmissionError(f"the notebook is {info.st_size / 2**20:.0f} MB; clear large outputs and submit "
+                                  f"again (limit {MAX_NOTEBOOK_BYTES // 2**20} MB)")
+        data = stream.read(MAX_NOTEBOOK_BYTES + 1)
+    if not data:
+        raise SubmissionError("the submitted file is empty: submit the .ipynb notebook saved from Jupyter")
+    if len(data) > MAX_NOTEBOOK_BYTES:
+        raise SubmissionError(f"the notebook is over {MAX_NOTEBOOK_BYTES // 2**20} MB; clear large outputs")
+    return data
+
+
 def read_code_cells(path: Path) -> list[str]:
     """Sources of the code cells of a notebook file, in document order."""
-    path = Path(path)
+    data = read_notebook_bytes(Path(path))
     try:
-        size = path.stat().st_size
-    except OSError as error:
-        raise SubmissionError(f"cannot read the submission: {error.strerror}") from None
-    if size == 0:
-        raise SubmissionError("the submitted file is empty: submit the .ipynb notebook saved from Jupyter")
-    if size > MAX_NOTEBOOK_BYTES:
-        raise SubmissionError(f"the notebook is {size / 2**20:.0f} MB; clear large outputs and submit again "
-                              f"(limit {MAX_NOTEBOOK_BYTES // 2**20} MB)")
-    try:
-        document = json.loads(path.read_bytes().decode("utf-8"))
+        document = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise SubmissionError("the submitted file is not a Jupyter notebook (.ipynb JSON); "
                               "download it from Jupyter with File > Download") from None

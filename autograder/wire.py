@@ -10,6 +10,7 @@ import io
 import json
 import os
 import struct
+import types
 
 import numpy as np
 
@@ -86,6 +87,8 @@ def encode(value, arrays: dict[str, np.ndarray], *, to_numpy=None):
     if isinstance(value, (list, tuple)):
         return {"kind": type(value).__name__ if type(value) in (list, tuple) else "sequence",
                 "items": [encode(item, arrays, to_numpy=to_numpy) for item in value]}
+    if type(value) is types.SimpleNamespace:   # an object the code under test reads attributes of (a layer)
+        return {"kind": "namespace", "items": {k: encode(v, arrays, to_numpy=to_numpy) for k, v in vars(value).items()}}
     if isinstance(value, dict) and all(isinstance(k, str) for k in value):
         return {"kind": "dict", "items": {k: encode(v, arrays, to_numpy=to_numpy) for k, v in value.items()}}
     if isinstance(value, np.ndarray) and type(value) is np.ndarray:
@@ -114,6 +117,9 @@ def decode(description, arrays: dict[str, np.ndarray], *, from_array=None):
         return tuple(items) if kind == "tuple" else items
     if kind == "dict":
         return {k: decode(v, arrays, from_array=from_array) for k, v in description["items"].items()}
+    if kind == "namespace":
+        return types.SimpleNamespace(**{k: decode(v, arrays, from_array=from_array)
+                                        for k, v in description["items"].items() if k.isidentifier()})
     if kind == "ndarray":
         return arrays[description["array"]]
     if kind == "object":

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+from autograder import assignments
 
 
 # Per submission, pytest's long tracebacks (seconds for a notebook of stubs) and its two forced
@@ -30,8 +30,13 @@ SESSION_OPTIONS = ["-q", "-p", "no:cacheprovider", "-p", "no:unraisableexception
 
 
 def grade(request: dict) -> dict:
-    arguments = [PACKAGE_DIR, *SESSION_OPTIONS, "--submission", request["notebook"],
-                 "--results-json", request["results_json"], *request.get("options", [])]
+    assignment = assignments.get(request["assignment"])
+    # One token per option (`--submission=PATH`): a separate PATH would also be collected as a test
+    # path, with any conftest.py beside the notebook. No conftest is ever loaded: the plugin is named.
+    arguments = [str(assignment.checks_dir), *SESSION_OPTIONS, "--noconftest", "-p", "autograder.pytest_plugin",
+                 f"--rootdir={assignment.checks_dir}", f"--assignment={assignment.name}",
+                 f"--submission={request['notebook']}", f"--results-json={request['results_json']}",
+                 *request.get("options", [])]
     return {"returncode": int(pytest.main(arguments))}
 
 
@@ -66,14 +71,14 @@ class GradingWorker:
         self.process = subprocess.Popen([sys.executable, "-m", "autograder.worker"], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, env=env, start_new_session=True)
 
-    def grade(self, notebook: Path, options: list[str], timeout: float) -> dict:
+    def grade(self, notebook: Path, assignment: str, options: list[str], timeout: float) -> dict:
         """The outcome for one notebook (see report.py); never raises for a student's doing."""
         if self.process is None or self.process.poll() is not None:
             self._start()
         started = time.time()
         with tempfile.TemporaryDirectory(prefix="grade-") as scratch:
             results_path = Path(scratch) / "results.json"
-            request = {"notebook": str(notebook.resolve()), "results_json": str(results_path), "options": options}
+            request = {"notebook": os.path.abspath(notebook), "assignment": assignment, "results_json": str(results_path), "options": options}
             self.process.stdin.write((json.dumps(request) + "\n").encode())
             self.process.stdin.flush()
             reply = self._read_reply(timeout)

@@ -111,7 +111,7 @@ def nbgrader_verdicts(course: Path, students: list[str]) -> dict[str, dict[str, 
 def our_verdicts(out: Path, students: list[str]) -> dict[str, dict[str, bool]]:
     verdicts = {}
     for student in students:
-        tests = {t["name"]: t for t in json.loads((out / student / "results.json").read_text())["tests"]}
+        tests = {t["name"]: t for t in json.loads((out / ASSIGNMENT / student / "results.json").read_text())["tests"]}
         verdicts[student] = {cell: tests[name]["score"] == tests[name]["max_score"] for cell, name in SHARED.items()}
     return verdicts
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The main job: release the assignment with nbgrader, then grade the sample submissions and print scores.
+# The main job: check the release against the nbgrader source, grade the sample class, print the scores.
+# It changes nothing that git tracks (grading-output/ is ignored).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
-python -m autograder release
-python -m autograder grade samples/text_conditioning_guidance --out grading-output "$@"
+python -m autograder release --check
+python -m autograder grade samples/submitted --out grading-output "$@"

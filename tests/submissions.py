@@ -1,4 +1,4 @@
-"""Corpora of Lesson 1 submissions, built from the released notebook by filling in its solution cells.
+"""Corpora of submissions, built from the released notebooks by filling in their solution cells.
 
 CORRECT variants must get full marks, MISTAKES must lose points on the function they get wrong, and
 HOSTILE ones must earn nothing they did not honestly compute, without hurting the grader.
@@ -26,6 +26,10 @@ GOOD_APPLY_CFG = '''
 def apply_cfg(noise_uncond, noise_cond, guidance_scale):
     return noise_uncond + guidance_scale * (noise_cond - noise_uncond)
 '''
+GOOD_NORMS = '''
+def guidance_norms(noise_uncond, noise_cond, guidance_scales):
+    return [apply_cfg(noise_uncond, noise_cond, float(w)).norm().item() for w in guidance_scales]
+'''
 GOOD_SWEEP = '''
 def generate_guidance_sweep(pipe, prompt, guidance_scales, seed=42, num_inference_steps=30):
     images = []
@@ -41,6 +45,7 @@ def generate_guidance_sweep(pipe, prompt, guidance_scales, seed=42, num_inferenc
 class Variant:
     cross_attention: str | None = GOOD_CROSS_ATTENTION   # None keeps the released stub
     apply_cfg: str | None = GOOD_APPLY_CFG
+    guidance_norms: str | None = None
     generate_guidance_sweep: str | None = None
     extra_cells: list[str] = field(default_factory=list)  # appended code cells
     strip_metadata: bool = False
@@ -49,9 +54,11 @@ class Variant:
     suffix: str = ".ipynb"
 
 
-def variant_with(cross_attention=None, apply_cfg=None, generate_guidance_sweep=None, **kwargs) -> Variant:
+def variant_with(cross_attention=None, apply_cfg=None, guidance_norms=None, generate_guidance_sweep=None,
+                 **kwargs) -> Variant:
     """A submission that is correct except where told otherwise."""
     return Variant(cross_attention=cross_attention or GOOD_CROSS_ATTENTION, apply_cfg=apply_cfg or GOOD_APPLY_CFG,
+                   guidance_norms=guidance_norms or GOOD_NORMS,
                    generate_guidance_sweep=generate_guidance_sweep or GOOD_SWEEP, **kwargs)
 
 
@@ -129,6 +136,13 @@ def apply_cfg(noise_uncond, noise_cond, guidance_scale):
     noise_cond *= guidance_scale
     return noise_uncond + noise_cond
 '''), "apply_cfg"),
+    "norms_squared": (variant_with(guidance_norms=GOOD_NORMS.replace(".norm().item()", ".pow(2).sum().item()")),
+                      "guidance_norms"),
+    "norms_as_tensors": (variant_with(guidance_norms=GOOD_NORMS.replace(".norm().item()", ".norm()")),
+                         "guidance_norms"),
+    "norms_of_text_direction": (variant_with(guidance_norms=GOOD_NORMS.replace(
+        "apply_cfg(noise_uncond, noise_cond, float(w)).norm()", "(float(w) * (noise_cond - noise_uncond)).norm()")),
+                                "guidance_norms"),
     "sweep_without_pipeline": (variant_with(generate_guidance_sweep='''
 from PIL import Image
 def generate_guidance_sweep(pipe, prompt, guidance_scales, seed=42, num_inference_steps=30):
@@ -311,7 +325,7 @@ def build(variant: Variant, path: Path, release: Path = RELEASE_NOTEBOOK) -> Pat
         path.write_bytes(variant.raw_bytes)
         return path
     notebook = copy.deepcopy(nbformat.read(release, as_version=4))
-    for grade_id in ("cross_attention", "apply_cfg", "generate_guidance_sweep"):
+    for grade_id in ("cross_attention", "apply_cfg", "guidance_norms", "generate_guidance_sweep"):
         replacement = getattr(variant, grade_id)
         if replacement is not None:
             _source_cell(notebook, grade_id).source = replacement.strip("\n") + "\n"
@@ -331,23 +345,56 @@ def write_corpus(folder: Path, variants: dict) -> dict[str, Path]:
             for name, entry in variants.items()}
 
 
-SAMPLES_DIR = ROOT / "samples" / ASSIGNMENT
-# The small class shipped in samples/ for the README's main command: student id -> variant.
-SAMPLES = {
-    "ada": CORRECT["einsum"],
-    "ben": MISTAKES["cfg_common_mistake"][0],
-    "chen": MISTAKES["softmax_wrong_axis"][0],
-    "dana": HOSTILE["untouched_stubs"][0],
-    "eve": HOSTILE["reads_solutions"][0],
-    "finn": HOSTILE["infinite_loops"][0],
+# Lesson 2 ("text_conditioning_clip"): its one graded function.
+CLIP_ASSIGNMENT = "text_conditioning_clip"
+CLIP_RELEASE_NOTEBOOK = ROOT / "release" / CLIP_ASSIGNMENT / f"{CLIP_ASSIGNMENT}.ipynb"
+GOOD_WEIGHTS = '''
+def cross_attention_weights(layer, x, context):
+    batch, num_patches, _ = x.shape
+    q = layer.q_proj(x).reshape(batch, num_patches, layer.num_heads, layer.head_dim).permute(0, 2, 1, 3)
+    k = layer.k_proj(context).reshape(batch, context.shape[1], layer.num_heads, layer.head_dim).permute(0, 2, 1, 3)
+    return (q @ k.transpose(-2, -1) * layer.scale).softmax(dim=-1)
+'''
+CLIP_VARIANTS = {   # name -> (source of the graded cell, or None for the stub; points it deserves)
+    "clip_correct": (GOOD_WEIGHTS, 4),
+    "clip_unscaled": (GOOD_WEIGHTS.replace(" * layer.scale", ""), 2),
+    "clip_stub": (None, 0),
 }
 
 
-def write_samples(folder: Path = SAMPLES_DIR) -> dict[str, Path]:
-    """samples/<assignment>/<student>/<assignment>.ipynb, like nbgrader's submitted/ tree."""
-    return write_corpus(folder, SAMPLES)
+def build_clip(weights_source: str | None, path: Path, release: Path = CLIP_RELEASE_NOTEBOOK) -> Path:
+    """A Lesson 2 submission with `weights_source` as its cross_attention_weights cell (None: the stub)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    notebook = copy.deepcopy(nbformat.read(release, as_version=4))
+    if weights_source is not None:
+        _source_cell(notebook, "cross_attention_weights").source = weights_source.strip("\n") + "\n"
+    path.write_text(json.dumps(notebook, indent=1))
+    return path
+
+
+SAMPLES_DIR = ROOT / "samples" / "submitted"
+# The small class shipped in samples/ for the README's main command, in nbgrader's
+# submitted/<student>/<assignment>/ layout: student id -> Lesson 1 variant, Lesson 2 cell (absent: no Lesson 2).
+SAMPLES = {
+    "ada": (CORRECT["einsum"], GOOD_WEIGHTS),
+    "ben": (MISTAKES["cfg_common_mistake"][0], CLIP_VARIANTS["clip_unscaled"][0]),
+    "chen": (MISTAKES["softmax_wrong_axis"][0], None),
+    "dana": (HOSTILE["untouched_stubs"][0], None),
+    "eve": (HOSTILE["reads_solutions"][0], None),
+    "finn": (HOSTILE["infinite_loops"][0], None),
+}
+
+
+def write_samples(folder: Path = SAMPLES_DIR) -> list[Path]:
+    """samples/submitted/<student>/<assignment>/<assignment>.ipynb for both lessons."""
+    written = []
+    for student, (variant, weights) in SAMPLES.items():
+        written.append(build(variant, folder / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"))
+        if weights is not None:
+            written.append(build_clip(weights, folder / student / CLIP_ASSIGNMENT / f"{CLIP_ASSIGNMENT}.ipynb"))
+    return written
 
 
 if __name__ == "__main__":
-    for student, path in write_samples().items():
-        print(f"{student}: {path.relative_to(ROOT)}")
+    for path in write_samples():
+        print(path.relative_to(ROOT))

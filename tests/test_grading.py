@@ -7,11 +7,15 @@ import time
 
 import pytest
 
-from autograder.cli import discover
-from tests.submissions import CORRECT, HOSTILE, MISTAKES, ROOT, Variant, build, variant_with, write_corpus
+import csv
 
-FULL = {"cross_attention": 10.0, "apply_cfg": 7.0, "generate_guidance_sweep": 10.0}
-CHECKS = 24
+from autograder.assignments import ASSIGNMENTS
+from autograder.discover import discover
+from tests.submissions import ASSIGNMENT, CORRECT, HOSTILE, MISTAKES, ROOT, Variant, build, variant_with, write_corpus
+
+FULL = {name: float(points) for name, points in ASSIGNMENTS[ASSIGNMENT].functions.items()}
+WITHOUT_GPU = sum(points for name, points in FULL.items() if name != "generate_guidance_sweep")
+CHECKS = 26
 
 
 def per_function(results: dict) -> dict[str, float]:
@@ -36,15 +40,21 @@ def graded(tmp_path_factory, tiny_pipeline_dir):
 
 
 def results_of(graded, name) -> dict:
-    return json.loads((graded["out"] / name / "results.json").read_text())
+    return json.loads((graded["out"] / ASSIGNMENT / name / "results.json").read_text())
+
+
+def report_of(out, name, report="results.json"):
+    """A student's report in a --out folder (DIR/<assignment>/<student>/)."""
+    path = out / ASSIGNMENT / name / report
+    return json.loads(path.read_text()) if report.endswith(".json") else path.read_text()
 
 
 def test_grader_exits_cleanly_and_writes_every_report(graded):
     run = graded["run"]
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     expected = set(CORRECT) | set(MISTAKES) | set(HOSTILE)
-    assert {p.name for p in graded["out"].iterdir() if p.is_dir()} == expected
-    csv_lines = (graded["out"] / "grades.csv").read_text().splitlines()
+    assert {p.name for p in (graded["out"] / ASSIGNMENT).iterdir() if p.is_dir()} == expected
+    csv_lines = (graded["out"] / ASSIGNMENT / "grades.csv").read_text().splitlines()
     assert len(csv_lines) == 1 + len(expected)
     assert "cross_attention: keys and values come from the text, not the spatial input" in csv_lines[0]
 
@@ -71,14 +81,15 @@ def test_hostile_submissions_earn_no_false_credit(graded, name):
     results = results_of(graded, name)
     assert results["score"] <= honest_maximum, [t["name"] for t in results["tests"] if t["score"]]
     assert all(t["status"] in ("passed", "failed") for t in results["tests"])
-    assert len(results["tests"]) == CHECKS
+    # A file that is no notebook at all is not run; it is out of the assignment's points all the same.
+    assert len(results["tests"]) == (0 if HOSTILE[name][0].suffix != ".ipynb" else CHECKS)
 
 
 def test_hostile_files_do_not_escape(graded):
     out = graded["out"]
     assert not (out.parent / "results.json").exists()
-    assert json.loads((out / "writes_results" / "results.json").read_text())["score"] == 0
-    assert (out / "grades.csv").read_text().startswith("submission,")
+    assert report_of(out, "writes_results")["score"] == 0
+    assert (out / ASSIGNMENT / "grades.csv").read_text().startswith("student,assignment,")
 
 
 def test_messages_explain_the_failure_without_hidden_inputs(graded):
@@ -86,7 +97,7 @@ def test_messages_explain_the_failure_without_hidden_inputs(graded):
     assert "starts from noise_uncond, not noise_cond" in messages["apply_cfg: w=1 returns the conditional prediction"]
     no_scaling = {t["name"]: t["output"] for t in results_of(graded, "no_scaling")["tests"]}
     assert "not scaled at all" in no_scaling["cross_attention: scores are scaled by 1/sqrt(d_k)"]
-    loops = [t for t in results_of(graded, "infinite_loops")["tests"] if not t["name"].startswith("generate")]
+    loops = [t for t in results_of(graded, "infinite_loops")["tests"] if t["name"].startswith(("cross", "apply"))]
     assert len(loops) == 15 and all("took longer than 5 s" in t["output"] for t in loops)
     reused = {t["name"]: t["output"] for t in results_of(graded, "sweep_reuses_generator")["tests"]}
     assert "call 2 was not freshly seeded" in reused["generate_guidance_sweep: gives every call a fresh generator "
@@ -109,14 +120,15 @@ def test_grading_time_is_bounded(graded):
 
 def test_discover_uses_student_folders_and_file_names(tmp_path):
     (tmp_path / "submitted" / "ana" / "hw1").mkdir(parents=True)
-    (tmp_path / "submitted" / "ana" / "hw1" / "nb.ipynb").write_text("{}")
+    (tmp_path / "submitted" / "ana" / "hw1" / f"{ASSIGNMENT}.ipynb").write_text("{}")
     (tmp_path / "loose.ipynb").write_text("{}")
-    found = dict(discover([str(tmp_path / "submitted"), str(tmp_path / "loose.ipynb")]))
-    assert set(found) == {"ana", "loose"}
+    found = {s.student: s for s in discover([str(tmp_path / "submitted"), str(tmp_path / "loose.ipynb")])}
+    assert set(found) == {"ana", "loose"} and {s.assignment for s in found.values()} == {ASSIGNMENT}
+    assert found["loose"].notes == [f"expected {ASSIGNMENT}.ipynb, found loose.ipynb: graded that one"]
 
 
 def run_pytest_checks(notebook, *options):
-    return subprocess.run([sys.executable, "-m", "pytest", "autograder", "--submission", str(notebook), "-q",
+    return subprocess.run([sys.executable, "-m", "pytest", "autograder", f"--submission={notebook}", "-q",
                            "-p", "no:cacheprovider", *options], capture_output=True, text=True, cwd=str(ROOT))
 
 
@@ -133,14 +145,14 @@ def test_the_committed_solution_gets_full_marks_and_the_release_none(tiny_pipeli
 
 def test_pytest_entry_point_writes_junit_for_one_submission(tmp_path, tiny_pipeline_dir):
     cpu_pipeline = ["--sd-model", str(tiny_pipeline_dir), "--sd-device", "cpu"]
-    notebook = build(variant_with(), tmp_path / "student.ipynb")
+    notebook = build(variant_with(), tmp_path / "ok" / f"{ASSIGNMENT}.ipynb")   # the name tells the assignment
     junit = tmp_path / "junit.xml"
     run = run_pytest_checks(notebook, f"--junitxml={junit}", *cpu_pipeline)
     assert run.returncode == 0, run.stdout[-2000:]
     assert f'tests="{CHECKS}"' in junit.read_text() and 'failures="0"' in junit.read_text()
-    broken = build(Variant(cross_attention=None), tmp_path / "broken.ipynb")
+    broken = build(Variant(cross_attention=None), tmp_path / "broken" / f"{ASSIGNMENT}.ipynb")
     run = run_pytest_checks(broken, *cpu_pipeline)
-    assert run.returncode == 1 and "17 failed, 7 passed" in run.stdout, run.stdout[-1500:]
+    assert run.returncode == 1 and "19 failed, 7 passed" in run.stdout, run.stdout[-1500:]
 
 
 needs_no_gpu = pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
@@ -148,30 +160,32 @@ needs_no_gpu = pytest.mark.skipif(__import__("torch").cuda.is_available(), reaso
 
 @needs_no_gpu
 def test_without_a_gpu_exercise_4_is_reported_as_not_run(tmp_path):
-    notebook = build(variant_with(), tmp_path / "in" / "ana" / "nb.ipynb")
+    notebook = build(variant_with(), tmp_path / "in" / "ana" / f"{ASSIGNMENT}.ipynb")
     run = subprocess.run([sys.executable, "-m", "autograder", "grade", str(tmp_path / "in"), "--out",
                           str(tmp_path / "out"), "--quiet"], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-2000:]
-    results = json.loads((tmp_path / "out" / "ana" / "results.json").read_text())
+    results = report_of(tmp_path / "out", "ana")
     sweep = [t for t in results["tests"] if t["name"].startswith("generate_guidance_sweep:")]
     assert len(sweep) == 9
     assert all(t["name"].endswith("[not run]") and t["max_score"] == 0 and "status" not in t
                and "no CUDA GPU" in t["output"] for t in sweep)
-    assert results["score"] == 17
-    csv_text = (tmp_path / "out" / "grades.csv").read_text()
-    assert csv_text.count("not run") == 9 and csv_text.strip().endswith(",17,17,")
-    feedback = (tmp_path / "out" / "ana" / "feedback.md").read_text()
-    assert "**Score: 17 / 17**" in feedback and feedback.count("**NOT RUN**") == 9
+    assert results["score"] == WITHOUT_GPU
+    with open(tmp_path / "out" / ASSIGNMENT / "grades.csv", newline="") as stream:
+        (row,) = list(csv.DictReader(stream))
+    assert list(row.values()).count("not run") == 9
+    assert (float(row["total"]), float(row["max_total"])) == (WITHOUT_GPU, WITHOUT_GPU)
+    feedback = report_of(tmp_path / "out", "ana", "feedback.md")
+    assert f"**Score: {WITHOUT_GPU:g} / {WITHOUT_GPU:g}**" in feedback and feedback.count("**NOT RUN**") == 9
     assert notebook.exists()
 
 
 @needs_no_gpu
 def test_require_gpu_turns_not_run_into_a_grader_error(tmp_path):
-    build(variant_with(), tmp_path / "in" / "ana" / "nb.ipynb")
+    build(variant_with(), tmp_path / "in" / "ana" / f"{ASSIGNMENT}.ipynb")
     run = subprocess.run([sys.executable, "-m", "autograder", "grade", str(tmp_path / "in"), "--out",
                           str(tmp_path / "out"), "--quiet", "--require-gpu"], capture_output=True, text=True)
     assert run.returncode == 2
-    results = json.loads((tmp_path / "out" / "ana" / "results.json").read_text())
+    results = report_of(tmp_path / "out", "ana")
     errors = [t for t in results["tests"] if t.get("extra_data", {}).get("outcome") == "grader_error"]
     assert len(errors) == 9 and all(t["max_score"] == 1 or t["max_score"] == 2 for t in errors)
     assert "grader errors on: ana" in run.stdout
@@ -180,9 +194,11 @@ def test_require_gpu_turns_not_run_into_a_grader_error(tmp_path):
 def test_shipped_samples_are_built_from_the_current_release(tmp_path):
     from tests.submissions import SAMPLES_DIR, write_samples
 
-    for student, path in write_samples(tmp_path).items():
-        assert path.read_bytes() == (SAMPLES_DIR / student / path.name).read_bytes(), (
-            f"samples/ is stale for {student}: run `python -m tests.submissions`")
+    written = write_samples(tmp_path)
+    assert len(written) == len(list(SAMPLES_DIR.rglob("*.ipynb")))
+    for path in written:
+        assert path.read_bytes() == (SAMPLES_DIR / path.relative_to(tmp_path)).read_bytes(), (
+            f"samples/ is stale for {path.relative_to(tmp_path)}: run `python -m tests.submissions`")
 
 
 def grade_folder(folder, out, *options):
@@ -200,33 +216,34 @@ def small_class(tmp_path):
 
 def test_a_rerun_grades_only_what_is_missing_or_changed(small_class, tmp_path):
     out = tmp_path / "graded"
+    graded = out / ASSIGNMENT
     assert grade_folder(small_class, out).returncode == 0
-    stamps = {name: (out / name / "outcome.json").stat().st_mtime_ns for name in ("right", "slip", "stub")}
+    stamps = {name: (graded / name / "outcome.json").stat().st_mtime_ns for name in ("right", "slip", "stub")}
     rerun = grade_folder(small_class, out)
     assert rerun.returncode == 0 and "keeping 3 results" in rerun.stderr
-    assert {name: (out / name / "outcome.json").stat().st_mtime_ns for name in stamps} == stamps
+    assert {name: (graded / name / "outcome.json").stat().st_mtime_ns for name in stamps} == stamps
     # An interrupted run leaves a submission without results; an edited notebook must be regraded.
-    shutil.rmtree(out / "stub")
+    shutil.rmtree(graded / "stub")
     build(variant_with(), small_class / "slip" / "text_conditioning_guidance.ipynb")
     rerun = grade_folder(small_class, out)
     assert "keeping 1 results" in rerun.stderr
-    assert (out / "right" / "outcome.json").stat().st_mtime_ns == stamps["right"]
-    assert (out / "slip" / "outcome.json").stat().st_mtime_ns != stamps["slip"]
-    assert json.loads((out / "slip" / "results.json").read_text())["score"] == 17
-    assert json.loads((out / "stub" / "results.json").read_text())["score"] == 0
-    assert len((out / "grades.csv").read_text().splitlines()) == 4
+    assert (graded / "right" / "outcome.json").stat().st_mtime_ns == stamps["right"]
+    assert (graded / "slip" / "outcome.json").stat().st_mtime_ns != stamps["slip"]
+    assert report_of(out, "slip")["score"] == WITHOUT_GPU
+    assert report_of(out, "stub")["score"] == 0
+    assert len((graded / "grades.csv").read_text().splitlines()) == 4
 
 
 def test_grading_twice_gives_byte_identical_scores(small_class, tmp_path):
     out = tmp_path / "graded"
     assert grade_folder(small_class, out).returncode == 0
-    first_csv = (out / "grades.csv").read_bytes()
-    first = {name: json.loads((out / name / "results.json").read_text()) for name in ("right", "slip", "stub")}
+    first_csv = (out / ASSIGNMENT / "grades.csv").read_bytes()
+    first = {name: report_of(out, name) for name in ("right", "slip", "stub")}
     forced = grade_folder(small_class, out, "--force")
     assert forced.returncode == 0 and "keeping" not in forced.stderr
-    assert (out / "grades.csv").read_bytes() == first_csv
+    assert (out / ASSIGNMENT / "grades.csv").read_bytes() == first_csv
     for name, results in first.items():
-        again = json.loads((out / name / "results.json").read_text())
+        again = report_of(out, name)
         assert [(t["name"], t["score"], t["output"]) for t in again["tests"]] == [
             (t["name"], t["score"], t["output"]) for t in results["tests"]]
 
@@ -235,28 +252,33 @@ def test_gradescope_bundle_grades_a_submission_end_to_end(tmp_path):
     import zipfile
 
     bundle = tmp_path / "autograder.zip"
-    made = subprocess.run([sys.executable, "-m", "autograder", "bundle", "gradescope", "--out", str(bundle)],
-                          capture_output=True, text=True)
+    made = subprocess.run([sys.executable, "-m", "autograder", "bundle", "gradescope", "--assignment", ASSIGNMENT,
+                           "--out", str(bundle)], capture_output=True, text=True)
     assert made.returncode == 0, made.stderr
     root = tmp_path / "autograder"   # a fake /autograder tree
     with zipfile.ZipFile(bundle) as archive:
         names = archive.namelist()
         archive.extractall(root / "source")
-    assert {"setup.sh", "run_autograder", "requirements.lock", "autograder/checks/test_apply_cfg.py"} <= set(names)
+    checks = f"autograder/assignments/{ASSIGNMENT}/checks/test_apply_cfg.py"
+    assert {"setup.sh", "run_autograder", "requirements.lock", checks} <= set(names)
     assert not [n for n in names if n.startswith(("solutions/", "exercises/", "tests/"))]
     assert "requirements.lock" in (root / "source" / "setup.sh").read_text()
-    build(variant_with(), root / "submission" / "text_conditioning_guidance.ipynb")
+    # As a zip or GitHub upload arrives: nested in a folder, with a stray notebook beside it.
+    build(variant_with(), root / "submission" / "work" / "text_conditioning_guidance.ipynb")
+    build(HOSTILE["untouched_stubs"][0], root / "submission" / "Untitled.ipynb")
     env = {**__import__("os").environ, "AUTOGRADER_ROOT": str(root), "AUTOGRADER_PYTHON": sys.executable,
            "PYTHONPATH": str(root / "source")}   # the bundle's own copy of the grader, not the repository's
     run = subprocess.run(["bash", str(root / "source" / "run_autograder")], capture_output=True, text=True, env=env,
                          timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     results = json.loads((root / "results" / "results.json").read_text())
-    assert results["score"] == 17 and len(results["tests"]) == CHECKS
-    (root / "submission" / "text_conditioning_guidance.ipynb").unlink()
+    assert results["score"] == WITHOUT_GPU and len(results["tests"]) == CHECKS
+    assert "Untitled.ipynb: not graded" in results["output"]
+    shutil.rmtree(root / "submission")
+    (root / "submission").mkdir()
     run = subprocess.run(["bash", str(root / "source" / "run_autograder")], capture_output=True, text=True, env=env)
     results = json.loads((root / "results" / "results.json").read_text())
-    assert results["score"] == 0 and "No .ipynb file was submitted" in results["output"]
+    assert results["score"] == 0 and "no notebook was submitted" in results["output"]
 
 
 def test_classroom_workflow_runs_the_hidden_checks_from_the_grader_repository(tmp_path):

@@ -9,12 +9,14 @@ import nbformat
 import pytest
 from nbgrader.nbgraderformat import MetadataValidator
 
-from autograder.release import release
+from autograder.assignments import ASSIGNMENTS as REGISTRY
+from autograder.assignments import Assignment
+from autograder.release import comparable, release
 from tests.conftest import RELEASE_NOTEBOOK, SOLUTION_NOTEBOOK, SOURCE_NOTEBOOK
 from tests.submissions import ASSIGNMENT, ROOT
 
-GRADED_FUNCTIONS = ("cross_attention", "apply_cfg", "generate_guidance_sweep")
-SOLUTION_CELLS = ("cross_attention", "apply_cfg", "cfg_norm_loop", "generate_guidance_sweep")
+GRADED_FUNCTIONS = tuple(REGISTRY[ASSIGNMENT].functions)
+SOLUTION_CELLS = GRADED_FUNCTIONS
 VISIBLE_TESTS = ("test_cross_attention_shape", "test_cross_attention_rows", "test_apply_cfg_w0",
                  "test_apply_cfg_w1", "test_cfg_norms", "test_generate_guidance_sweep")
 
@@ -29,11 +31,6 @@ def nbgrader_meta(cell):
 
 def cells_by_id(notebook):
     return {nbgrader_meta(c)["grade_id"]: c for c in notebook.cells if "grade_id" in nbgrader_meta(c)}
-
-
-def comparable(notebook):
-    """What must agree between committed and regenerated notebooks: types, sources, nbgrader metadata."""
-    return [(c.cell_type, c.source, nbgrader_meta(c)) for c in notebook.cells]
 
 
 def split_solution_lines(notebook):
@@ -114,12 +111,8 @@ def test_release_contains_no_solution_code_and_no_hidden_checks():
     assert len(secret) >= 13
     leaked = [line for line in secret if line in release_text]
     assert not leaked, leaked
-    hidden_names = []
-    for check_file in (ROOT / "autograder" / "checks").glob("test_*.py"):
-        for node in ast.walk(ast.parse(check_file.read_text())):
-            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "check":
-                hidden_names.append(node.args[0].value)
-    assert len(hidden_names) >= 15
+    hidden_names = [name for assignment in REGISTRY.values() for name in check_markers(assignment)]
+    assert len(hidden_names) >= 20
     assert not [name for name in hidden_names if name in release_text]
     assert "autograder" not in release_text
 
@@ -138,14 +131,67 @@ def test_every_nbgrader_cell_is_valid_and_ids_are_unique():
             validator.validate_cell(cell)
             assert meta["schema_version"] == 3
             assert re.fullmatch(r"[A-Za-z0-9_-]+", meta["grade_id"])
-            if meta["grade"]:
-                assert meta["points"] > 0 and meta["locked"] and cell.cell_type == "code"
+            if meta["grade"] and meta["solution"]:   # a written answer, graded by hand
+                assert cell.cell_type == "markdown" and meta["points"] > 0 and not meta["locked"]
+            elif meta["grade"]:   # a visible test (worth nothing) or a hidden-check slot
+                assert meta["locked"] and cell.cell_type == "code"
+                assert (meta["points"] > 0) == meta["grade_id"].startswith("hidden_"), meta["grade_id"]
             ids.append(meta["grade_id"])
         assert len(ids) == len(set(ids)), path
         if path.stem == ASSIGNMENT:
             assert set(VISIBLE_TESTS) <= set(ids) and set(SOLUTION_CELLS) <= set(ids)
         else:
             assert {"cross_attention_weights", "test_cross_attention_weights"} <= set(ids)
+
+
+def check_markers(assignment: Assignment) -> dict[str, float]:
+    """name -> points of every @check in the assignment's checks folder, read from the source."""
+    markers = {}
+    for check_file in sorted(assignment.checks_dir.glob("test_*.py")):
+        for node in ast.walk(ast.parse(check_file.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "check":
+                points = next((k.value.value for k in node.keywords if k.arg == "points"), 1)
+                markers[node.args[0].value] = points
+    return markers
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_every_solution_region_is_graded_by_hidden_checks(name):
+    assignment = REGISTRY[name]
+    markers = check_markers(assignment)
+    regions = 0
+    for cell in read(ROOT / "exercises" / name / assignment.notebook).cells:
+        meta = nbgrader_meta(cell)
+        if not meta.get("solution"):
+            continue
+        regions += 1
+        if cell.cell_type == "markdown":
+            assert assignment.manual.get(meta["grade_id"]) == meta["points"], (
+                f"written answer {meta['grade_id']} is not declared in autograder/assignments with its points")
+            continue
+        defined = {node.name for node in ast.parse(cell.source).body if isinstance(node, ast.FunctionDef)}
+        graded = defined & set(assignment.functions)
+        assert graded, f"solution cell {meta['grade_id']} defines no graded function: give it hidden checks"
+        for function in graded:
+            points = sum(p for check_name, p in markers.items() if check_name.startswith(f"{function}: "))
+            assert points == assignment.functions[function], (function, points)
+    assert regions == len(assignment.functions) + len(assignment.manual)
+    assert sum(markers.values()) == assignment.points
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_the_gradebook_slots_carry_the_hidden_points(name):
+    assignment = REGISTRY[name]
+    for folder in ("exercises", "release"):
+        cells = cells_by_id(read(ROOT / folder / name / assignment.notebook))
+        for function, points in assignment.functions.items():
+            slot = cells[Assignment.slot_id(function)]
+            assert slot.cell_type == "code" and nbgrader_meta(slot)["points"] == points
+        visible = [c for grade_id, c in cells.items() if grade_id.startswith("test_")]
+        assert visible and all(nbgrader_meta(c)["points"] == 0 for c in visible)
+        answers = [cells[grade_id] for grade_id in assignment.manual]
+        if folder == "release":
+            assert all(c.source.strip() == "YOUR ANSWER HERE" for c in answers)
 
 
 def test_exercises_appear_in_the_lesson_order():
@@ -165,8 +211,10 @@ def validate(path: Path) -> dict:
 
 
 def failing_test_ids(path: Path) -> set[str]:
-    sources = {c.source.strip(): nbgrader_meta(c)["grade_id"] for c in read(path).cells if nbgrader_meta(c).get("grade")}
-    return {sources[entry["source"]] for entry in validate(path).get("failed", [])}
+    """The graded code cells nbgrader's validator reports as failing (written answers aside)."""
+    sources = {c.source.strip(): nbgrader_meta(c)["grade_id"] for c in read(path).cells
+               if nbgrader_meta(c).get("grade") and c.cell_type == "code"}
+    return {sources[entry["source"]] for entry in validate(path).get("failed", []) if entry["source"] in sources}
 
 
 @pytest.mark.slow
@@ -270,3 +318,41 @@ def test_lesson2_explains_a_missing_clip_and_carries_on(environment, tmp_path):
     assert not [o for c in notebook.cells for o in c.outputs if o.output_type == "error"]
     assert "Could not load CLIP" in text and "connect to the internet once" in text and "stand-in" in text
     assert "cosine similarity of the pooled vectors" in text
+
+
+@pytest.mark.slow
+def test_the_main_job_leaves_a_clean_clone_clean(tmp_path):
+    import subprocess
+    import sys
+
+    clone = tmp_path / "clone"
+    git = ["git", "-c", "user.email=t@example.org", "-c", "user.name=t"]
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    tracked = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
+                             text=True, check=True).stdout.split()
+    for name in tracked:   # this tree as it is now, committed in the clone (a developer's run may be uncommitted)
+        if (ROOT / name).is_file():
+            (clone / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, clone / name)
+    subprocess.run([*git, "add", "-A"], cwd=clone, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "tree", "--allow-empty"], cwd=clone, check=True)
+    env = {**os.environ, "PYTHONPATH": str(clone)}
+
+    def main_job_step(*args):
+        return subprocess.run([sys.executable, "-m", "autograder", *args], cwd=clone, env=env, capture_output=True,
+                              text=True, timeout=900)
+
+    checked = main_job_step("release", "--check")
+    assert checked.returncode == 0, checked.stderr[-2000:]
+    graded = main_job_step("grade", "samples/submitted", "--out", "grading-output", "--quiet", "--workers", "2")
+    assert graded.returncode == 0, graded.stderr[-2000:]
+    assert "ada " in graded.stdout and (clone / "grading-output" / ASSIGNMENT / "grades.csv").exists()
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True).stdout
+    assert status == "", status
+    # The check is not blind: an edited source makes it fail, still without touching release/.
+    source = clone / "exercises" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    source.write_text(source.read_text().replace("Plan on 30 to 45 minutes.", "Plan on an hour."))
+    stale = main_job_step("release", "--check")
+    assert stale.returncode == 1 and f"release/{ASSIGNMENT}/{ASSIGNMENT}.ipynb" in stale.stderr
+    assert subprocess.run(["git", "status", "--porcelain"], cwd=clone, capture_output=True,
+                          text=True).stdout.strip() == f"M exercises/{ASSIGNMENT}/{ASSIGNMENT}.ipynb"

@@ -1,0 +1,82 @@
+"""The course's assignments, each declared once: its notebook, graded functions, points and checks.
+
+Everything else reads this: the grader picks an assignment's checks folder, the reports list its
+manually graded answers, the nbgrader sync fills the hidden-check slots of its source notebook,
+and the tests hold the check markers and the notebook's slot cells to these points.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Assignment:
+    name: str                       # nbgrader's assignment id: exercises/<name>/, submitted/<student>/<name>/
+    title: str
+    functions: dict[str, float]     # graded function -> points of its hidden checks
+    manual: dict[str, float] = field(default_factory=dict)   # grade_id of a hand-graded answer cell -> points
+
+    @property
+    def notebook(self) -> str:
+        """The file name students submit."""
+        return f"{self.name}.ipynb"
+
+    @property
+    def checks_dir(self) -> Path:
+        return HERE / self.name / "checks"
+
+    @property
+    def points(self) -> float:
+        return sum(self.functions.values())
+
+    @staticmethod
+    def slot_id(function: str) -> str:
+        """grade_id of the source notebook's cell that holds `function`'s hidden-check points for nbgrader."""
+        return f"hidden_{function}"
+
+
+ASSIGNMENTS: dict[str, Assignment] = {a.name: a for a in (
+    Assignment(
+        name="text_conditioning_guidance",
+        title="Text Conditioning & Guidance",
+        functions={"cross_attention": 10, "apply_cfg": 7, "guidance_norms": 3, "generate_guidance_sweep": 10},
+        manual={"answer_cfg_predictions": 1, "answer_guidance_reflection": 2},
+    ),
+    Assignment(
+        name="text_conditioning_clip",
+        title="Text Conditioning with CLIP",
+        functions={"cross_attention_weights": 4},
+    ),
+)}
+
+ASSIGNMENTS_FUNCTIONS = frozenset(f for a in ASSIGNMENTS.values() for f in a.functions)
+
+
+class UnknownAssignment(ValueError):
+    pass
+
+
+def get(name: str) -> Assignment:
+    try:
+        return ASSIGNMENTS[name]
+    except KeyError:
+        raise UnknownAssignment(f"unknown assignment {name!r}; the course has: {', '.join(ASSIGNMENTS)}") from None
+
+
+def by_notebook_name(filename: str) -> Assignment | None:
+    return next((a for a in ASSIGNMENTS.values() if a.notebook == filename), None)
+
+
+def owning_checks_file(path: Path) -> Assignment | None:
+    """The assignment whose checks folder holds `path`."""
+    path = Path(path).resolve()
+    return next((a for a in ASSIGNMENTS.values() if a.checks_dir in path.parents), None)
+
+
+def guess_from_functions(defined: set[str]) -> Assignment | None:
+    """The assignment whose graded functions a notebook defines most of (None when it defines none)."""
+    best = max(ASSIGNMENTS.values(), key=lambda a: len(defined & set(a.functions)))
+    return best if defined & set(best.functions) else None

@@ -1,0 +1,75 @@
+"""Hidden checks for Exercise 3's curve: guidance_norms(noise_uncond, noise_cond, guidance_scales) -> list of floats.
+
+The norms are compared with the norms of the student's own apply_cfg at the same scales, so a slip in
+apply_cfg costs apply_cfg's points only; where apply_cfg cannot run, with the formula's.
+"""
+import math
+
+import pytest
+import torch
+
+from autograder.expectations import describe, expect
+from autograder.sandbox import StudentError
+
+check = pytest.mark.check
+
+SCALES = [0.0, 0.5, 1.0, 2.25, 9.5, 17.0, -1.0]
+
+
+def predictions(seed, shape):
+    generator = torch.Generator().manual_seed(seed)
+    uncond = torch.randn(shape, generator=generator) * 0.5
+    return uncond, uncond + 0.1 * torch.randn(shape, generator=generator)
+
+
+def expected_norms(apply_cfg, uncond, cond, scales):
+    try:
+        guided = [apply_cfg(uncond, cond, w) for w in scales]
+        if all(isinstance(g, torch.Tensor) and g.shape == uncond.shape for g in guided):
+            return [float(g.double().norm()) for g in guided]
+    except StudentError:
+        pass
+    return [float((uncond.double() + w * (cond.double() - uncond.double())).norm()) for w in scales]
+
+
+@pytest.fixture(scope="module")
+def guidance_norms(student):
+    return student.function("guidance_norms")
+
+
+@pytest.fixture(scope="module")
+def case(student):
+    uncond, cond = predictions(11, (3, 4, 4))
+    return uncond, cond, expected_norms(student.function("apply_cfg"), uncond, cond, SCALES)
+
+
+def norms_of(guidance_norms, uncond, cond, scales):
+    result = guidance_norms(uncond, cond, list(scales))
+    expect(isinstance(result, (list, tuple)),
+           f"guidance_norms should return a list of floats, but it returned {describe(result)}")
+    return list(result)
+
+
+@check("guidance_norms: one Python float per scale", points=1)
+def test_one_float_per_scale(guidance_norms, case):
+    uncond, cond, _ = case
+    norms = norms_of(guidance_norms, uncond, cond, SCALES)
+    expect(len(norms) == len(SCALES), f"for {len(SCALES)} guidance scales guidance_norms returned {len(norms)} values: "
+                                      "append exactly one norm per scale")
+    kinds = {type(value).__name__ for value in norms}
+    expect(all(isinstance(value, float) and not isinstance(value, bool) for value in norms),
+           f"each norm should be a Python float (use .norm().item()), but the list holds {', '.join(sorted(kinds))}")
+
+
+@check("guidance_norms: each value is the L2 norm of apply_cfg at that scale, in order", points=2)
+def test_norm_values(guidance_norms, case):
+    uncond, cond, expected = case
+    norms = norms_of(guidance_norms, uncond, cond, SCALES)
+    expect(len(norms) == len(expected), "this check needs one value per scale first")
+    for w, got, want in zip(SCALES, norms, expected):
+        expect(isinstance(got, float) and math.isfinite(got), f"the value for w={w} is not a finite float")
+        if abs(got - want ** 2) <= 1e-3 * max(1.0, want ** 2) and abs(want - 1) > 1e-2:
+            expect(False, f"at w={w} you return the squared norm: take .norm(), not the sum of squares")
+        expect(abs(got - want) <= 1e-4 * max(1.0, want),
+               f"at w={w} the value is {got:.4f}, but the L2 norm of apply_cfg(noise_uncond, noise_cond, {w}) is "
+               f"{want:.4f}: compute the norm of the guided prediction at each scale, in the order given")

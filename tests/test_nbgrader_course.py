@@ -1,0 +1,209 @@
+"""A real nbgrader course holding both lessons, graded the way the README tells an instructor to.
+
+nbgrader's own commands make the course (students in the database, generate_assignment), the
+collect layout (submitted/<student>/<assignment>/ with timestamp.txt) holds five students, our
+grader grades it, `nbgrader-sync` writes the scores into the gradebook, and nbgrader's export,
+feedback and API are compared with our grades.csv.
+"""
+import csv
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from autograder.assignments import ASSIGNMENTS
+from tests.submissions import CLIP_ASSIGNMENT, CLIP_VARIANTS, CORRECT, HOSTILE, MISTAKES, ROOT, build, build_clip
+
+GUIDANCE = "text_conditioning_guidance"
+STUDENTS = ["ada", "ben", "chen", "dana", "eli"]
+pytestmark = pytest.mark.slow
+
+
+def nbgrader(course, *args, check=True):
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
+    return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, env=env, capture_output=True,
+                          text=True, check=check, timeout=600)
+
+
+def autograder(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "autograder", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=900)
+
+
+def submit(course, student, assignment, build_into, when="2026-11-20 10:00:00.000000 UTC"):
+    folder = course / "submitted" / student / assignment
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "timestamp.txt").write_text(when)
+    build_into(folder)
+    return folder
+
+
+def answered(notebook):
+    """The written answers filled in, as a student who did them."""
+    data = json.loads(notebook.read_text())
+    for cell in data["cells"]:
+        if cell["metadata"].get("nbgrader", {}).get("grade_id", "").startswith("answer_"):
+            cell["source"] = "At w = 0 the prompt is ignored; at w = 1 ... (my own words)"
+    notebook.write_text(json.dumps(data))
+    return notebook
+
+
+def grade_options(tiny_pipeline_dir):
+    return ["--workers", "2", "--call-timeout", "5", "--quiet", "--sd-model", str(tiny_pipeline_dir),
+            "--sd-device", "cpu"]
+
+
+def rows(path):
+    with open(path, newline="") as stream:
+        return {row["student"]: row for row in csv.DictReader(stream)}
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory, tiny_pipeline_dir):
+    root = tmp_path_factory.mktemp("course")
+    (root / "nbgrader_config.py").write_text('c = get_config()\nc.CourseDirectory.course_id = "t2i"\n')
+    for assignment in ASSIGNMENTS:
+        shutil.copytree(ROOT / "exercises" / assignment, root / "source" / assignment)
+        nbgrader(root, "generate_assignment", assignment, "--force")
+    for student in STUDENTS:
+        nbgrader(root, "db", "student", "add", student, f"--last-name={student.title()}")
+
+    l1, l2 = f"{GUIDANCE}.ipynb", f"{CLIP_ASSIGNMENT}.ipynb"
+    submit(root, "ada", GUIDANCE, lambda f: answered(build(CORRECT["einsum"], f / l1)))
+    submit(root, "ada", CLIP_ASSIGNMENT, lambda f: build_clip(CLIP_VARIANTS["clip_correct"][0], f / l2))
+    # ben: a typical mistake, plus a stray notebook beside the right one
+    submit(root, "ben", GUIDANCE, lambda f: (build(MISTAKES["cfg_common_mistake"][0], f / l1),
+                                             build(HOSTILE["untouched_stubs"][0], f / "Untitled.ipynb")))
+    submit(root, "ben", CLIP_ASSIGNMENT, lambda f: build_clip(CLIP_VARIANTS["clip_unscaled"][0], f / l2))
+    # chen: the assignment folder holds no notebook at all
+    submit(root, "chen", GUIDANCE, lambda f: (f / "notes.txt").write_text("forgot the notebook"))
+    # dana: Lesson 2's (correct) notebook submitted under Lesson 1's folder
+    submit(root, "dana", GUIDANCE, lambda f: build_clip(CLIP_VARIANTS["clip_correct"][0], f / l2))
+    # eli: Lesson 1 correct but for the norm loop left as the stub; Lesson 2 untouched
+    submit(root, "eli", GUIDANCE, lambda f: build(dataclasses.replace(CORRECT["einsum"], guidance_norms=None), f / l1))
+    submit(root, "eli", CLIP_ASSIGNMENT, lambda f: build_clip(None, f / l2))
+
+    graded = root / "graded"
+    run = autograder("grade", str(root / "submitted"), "--out", str(graded), *grade_options(tiny_pipeline_dir))
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    syncs = {a: autograder("nbgrader-sync", a, "--graded", str(graded), "--course-dir", str(root)) for a in ASSIGNMENTS}
+    for assignment, sync in syncs.items():
+        assert sync.returncode == 0, sync.stdout[-3000:] + sync.stderr[-3000:]
+    nbgrader(root, "export", "--to", str(root / "export.csv"))
+    return {"root": root, "graded": graded, "run": run, "syncs": syncs}
+
+
+def test_every_row_has_its_student_and_assignment(course):
+    graded = course["graded"]
+    lesson1, lesson2 = rows(graded / GUIDANCE / "grades.csv"), rows(graded / CLIP_ASSIGNMENT / "grades.csv")
+    assert set(lesson1) == set(STUDENTS)
+    assert set(lesson2) == {"ada", "ben", "eli"}
+    assert all(r["assignment"] == GUIDANCE for r in lesson1.values())
+    assert all(r["assignment"] == CLIP_ASSIGNMENT for r in lesson2.values())
+    full = ASSIGNMENTS[GUIDANCE].points
+    assert (float(lesson1["ada"]["total"]), float(lesson1["ada"]["max_total"])) == (full, full)
+    assert float(lesson1["ben"]["total"]) < full
+    assert float(lesson1["eli"]["total"]) == full - ASSIGNMENTS[GUIDANCE].functions["guidance_norms"]
+    assert float(lesson2["ada"]["total"]) == ASSIGNMENTS[CLIP_ASSIGNMENT].points
+    assert float(lesson2["ben"]["total"]) == CLIP_VARIANTS["clip_unscaled"][1]
+    assert float(lesson2["eli"]["total"]) == 0
+
+
+def test_wrong_missing_and_stray_notebooks_are_explained(course):
+    lesson1 = rows(course["graded"] / GUIDANCE / "grades.csv")
+    assert float(lesson1["dana"]["total"]) == 0
+    assert "text_conditioning_clip.ipynb" in lesson1["dana"]["problems"]
+    assert "another assignment" in lesson1["dana"]["problems"]
+    assert float(lesson1["chen"]["total"]) == 0 and "no notebook was submitted" in lesson1["chen"]["problems"]
+    ben = json.loads((course["graded"] / GUIDANCE / "ben" / "results.json").read_text())
+    assert "Untitled.ipynb: not graded" in ben["output"]
+    assert "answer_guidance_reflection" in ben["output"]   # hand-graded parts are listed, not scored
+
+
+def test_nbgrader_export_equals_our_totals(course):
+    with open(course["root"] / "export.csv", newline="") as stream:
+        exported = {(r["assignment"], r["student_id"]): r for r in csv.DictReader(stream)}
+    compared = 0
+    for assignment in ASSIGNMENTS:
+        for student, ours in rows(course["graded"] / assignment / "grades.csv").items():
+            theirs = exported[(assignment, student)]
+            assert float(theirs["raw_score"]) == pytest.approx(float(ours["total"])), (assignment, student)
+            assert float(theirs["max_score"]) == float(ours["max_total"]) + float(ours["manual_max"])
+            compared += 1
+    assert compared == 8
+
+
+def test_gradebook_holds_autograded_scores_that_need_no_manual_grading(course):
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course['root'] / 'gradebook.db'}", "t2i") as gradebook:
+        submission = gradebook.find_submission(GUIDANCE, "ada")
+        assert submission.timestamp is not None and submission.timestamp.year == 2026
+        notebook = gradebook.find_submission_notebook(GUIDANCE, GUIDANCE, "ada")
+        grades = {g.name: g for g in notebook.grades}
+        for function, points in ASSIGNMENTS[GUIDANCE].functions.items():
+            slot = grades[f"hidden_{function}"]
+            assert (slot.auto_score, slot.max_score, slot.needs_manual_grade) == (points, points, False)
+        for answer in ASSIGNMENTS[GUIDANCE].manual:   # answered: the formgrader asks for a grade
+            assert grades[answer].needs_manual_grade and grades[answer].auto_score is None
+        eli = {g.name: g for g in gradebook.find_submission_notebook(GUIDANCE, GUIDANCE, "eli").grades}
+        assert eli["hidden_guidance_norms"].score == 0 and eli["hidden_apply_cfg"].score == 7
+        for answer in ASSIGNMENTS[GUIDANCE].manual:   # left as "YOUR ANSWER HERE": nbgrader gives 0 by itself
+            assert eli[answer].score == 0 and not eli[answer].needs_manual_grade
+
+
+def test_formgrader_lists_the_submissions_as_autograded(course):
+    from nbgrader.apps.api import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config import Config
+
+    config = Config()
+    config.CourseDirectory.root = str(course["root"])
+    config.CourseDirectory.course_id = "t2i"
+    api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
+    submissions = {s["student"]: s for s in api.get_submissions(CLIP_ASSIGNMENT)}
+    assert submissions["ada"]["autograded"] and submissions["ada"]["score"] == ASSIGNMENTS[CLIP_ASSIGNMENT].points
+    assert not submissions["ada"]["needs_manual_grade"]   # Lesson 2 has no hand-graded answers
+
+
+def test_feedback_shows_the_hidden_check_results(course):
+    root = course["root"]
+    nbgrader(root, "generate_feedback", GUIDANCE, "--force")
+    html = (root / "feedback" / "ben" / GUIDANCE / f"{GUIDANCE}.html").read_text()
+    assert "FAIL apply_cfg: w=1 returns the conditional prediction" in html
+    assert "PASS cross_attention" in html
+
+
+def test_regenerating_the_assignment_still_works_after_grading(course):
+    run = nbgrader(course["root"], "generate_assignment", GUIDANCE, "--force", check=False)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+
+
+def test_partial_regrades_keep_the_class(course, tiny_pipeline_dir):
+    root, graded = course["root"], course["graded"]
+    before = rows(graded / GUIDANCE / "grades.csv")
+    run = autograder("grade", str(root / "submitted" / "ben"), "--out", str(graded), "--force",
+                     *grade_options(tiny_pipeline_dir))
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert rows(graded / GUIDANCE / "grades.csv") == before
+    assert set(rows(graded / CLIP_ASSIGNMENT / "grades.csv")) == {"ada", "ben", "eli"}
+    one_assignment = [str(p) for p in sorted((root / "submitted").glob(f"*/{GUIDANCE}"))]
+    run = autograder("grade", *one_assignment, "--out", str(graded), *grade_options(tiny_pipeline_dir))
+    assert run.returncode == 0 and "keeping 3 results" in run.stderr, run.stderr[-2000:]   # chen, dana: nothing to grade
+    assert rows(graded / GUIDANCE / "grades.csv") == before
+
+
+def test_an_output_folder_among_the_submissions_is_never_graded(course, tiny_pipeline_dir):
+    root = course["root"]
+    inside = root / "submitted" / "graded-here"
+    run = autograder("grade", str(root / "submitted" / "ada"), "--out", str(inside), *grade_options(tiny_pipeline_dir))
+    assert run.returncode == 0, run.stderr[-2000:]
+    run = autograder("grade", str(root / "submitted"), "--out", str(root / "graded"),
+                     *grade_options(tiny_pipeline_dir))
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "graded-here" not in rows(root / "graded" / GUIDANCE / "grades.csv")
+    shutil.rmtree(inside)
