@@ -301,3 +301,25 @@ def test_classroom_workflow_runs_the_hidden_checks_from_the_grader_repository(tm
     assert run.returncode == 0, run.stdout[-2000:]
     report = (tmp_path / "report.xml").read_text()
     assert f'tests="{CHECKS}"' in report and 'failures="0"' in report
+
+
+def test_cli_habits(tmp_path):
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "autograder", *args], capture_output=True, text=True, timeout=120)
+
+    version = cli("--version")
+    assert version.returncode == 0 and version.stdout.startswith("python -m autograder ")
+    notebook = build(variant_with(), tmp_path / f"{ASSIGNMENT}.ipynb")
+    for options, message in ((["--workers", "0"], "--workers must be at least 1"),
+                             (["--timeout", "0.5"], "--timeout must be at least 1"),
+                             (["--call-timeout", "0"], "--call-timeout must be at least 1")):
+        run = cli("grade", str(notebook), "--out", str(tmp_path / "out"), *options)
+        assert run.returncode != 0 and run.stderr.strip() == f"error: {message} (got {options[1]})"
+    script = tmp_path / "answer.py"
+    script.write_text("def apply_cfg(u, c, w):\n    return u + w * (c - u)\n")
+    link = tmp_path / "linked.ipynb"
+    link.symlink_to(notebook)
+    for given, message in ((script, "is not a notebook"), (link, "is a symbolic link")):
+        run = cli("grade", str(given), "--out", str(tmp_path / "out"))
+        assert run.returncode != 0 and message in run.stderr, run.stderr
+    assert not (tmp_path / "out").exists()   # refused before anything is written

@@ -1,0 +1,100 @@
+"""Attacks through the submission folder rather than the code: files the grader might load, follow or
+mis-file. Each is graded through the real CLI and sandbox beside an honest student whose score must
+not move."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from autograder.assignments import ASSIGNMENTS
+from tests.submissions import ASSIGNMENT, CORRECT, HOSTILE, ROOT, build, variant_with
+
+NOTEBOOK = f"{ASSIGNMENT}.ipynb"
+FULL_WITHOUT_GPU = sum(p for f, p in ASSIGNMENTS[ASSIGNMENT].functions.items() if f != "generate_guidance_sweep")
+CONFTEST = '''
+import pathlib
+pathlib.Path({marker!r}).write_text("the grader ran my conftest")
+
+def pytest_runtest_makereport(item, call):
+    call.excinfo = None
+'''
+
+
+@pytest.fixture(scope="module")
+def attacked(tmp_path_factory):
+    root = tmp_path_factory.mktemp("layout")
+    submitted, marker = root / "submitted", root / "conftest-ran"
+
+    def folder(student):
+        path = submitted / student / ASSIGNMENT
+        path.mkdir(parents=True)
+        return path
+
+    build(CORRECT["einsum"], folder("honest") / NOTEBOOK)
+    (folder("conftest") / "conftest.py").write_text(CONFTEST.format(marker=str(marker)))
+    build(HOSTILE["untouched_stubs"][0], submitted / "conftest" / ASSIGNMENT / NOTEBOOK)
+    solution = ROOT / "solutions" / ASSIGNMENT / NOTEBOOK
+    (folder("link") / NOTEBOOK).symlink_to(solution)
+    build(CORRECT["einsum"], folder("grades.csv") / NOTEBOOK)
+    build(HOSTILE["untouched_stubs"][0], folder(".bob") / NOTEBOOK)
+    build(variant_with(apply_cfg="def apply_cfg(noise_uncond, noise_cond, guidance_scale):\n    return noise_cond\n"),
+          folder("bob") / NOTEBOOK)
+    (folder("dir_notebook") / NOTEBOOK).mkdir()
+    os.mkfifo(folder("fifo") / NOTEBOOK)
+    loop = folder("loop")
+    (loop / NOTEBOOK).symlink_to(loop / NOTEBOOK)
+    many = folder("many")
+    build(CORRECT["einsum"], many / NOTEBOOK)
+    for index in range(9):
+        build(HOSTILE["untouched_stubs"][0], many / f"copy{index}.ipynb")
+    with open(folder("huge") / NOTEBOOK, "wb") as stream:   # 3 GiB, sparse: costs no disk
+        stream.truncate(3 * 2**30)
+
+    out = root / "graded"
+    run = subprocess.run([sys.executable, "-m", "autograder", "grade", str(submitted), "--out", str(out), "--quiet",
+                          "--workers", "2", "--call-timeout", "5"], capture_output=True, text=True, timeout=600)
+    return {"run": run, "out": out / ASSIGNMENT, "marker": marker}
+
+
+def results(attacked, student):
+    return json.loads((attacked["out"] / student / "results.json").read_text())
+
+
+def test_the_run_ends_cleanly_with_one_row_per_student(attacked):
+    assert attacked["run"].returncode == 0, attacked["run"].stderr[-2000:]
+    lines = (attacked["out"] / "grades.csv").read_text().splitlines()
+    students = sorted(line.split(",", 1)[0] for line in lines[1:])
+    # Hidden folders (.bob, like .ipynb_checkpoints or .git) are nobody's submission.
+    assert students == sorted(["honest", "conftest", "link", "grades.csv_", "bob", "dir_notebook", "fifo",
+                               "loop", "many", "huge"])
+
+
+def test_a_conftest_beside_the_notebook_never_runs(attacked):
+    assert not attacked["marker"].exists()
+    assert results(attacked, "conftest")["score"] == 0
+    assert results(attacked, "honest")["score"] == FULL_WITHOUT_GPU
+
+
+def test_a_link_to_the_solution_earns_nothing(attacked):
+    link = results(attacked, "link")
+    assert link["score"] == 0 and "symbolic link" in link["output"]
+
+
+def test_names_cannot_take_another_students_place(attacked):
+    assert results(attacked, "bob")["score"] == FULL_WITHOUT_GPU - ASSIGNMENTS[ASSIGNMENT].functions["apply_cfg"] + 1
+    assert results(attacked, "grades.csv_")["score"] == FULL_WITHOUT_GPU
+
+
+@pytest.mark.parametrize("student, words", [("dir_notebook", "is a folder"), ("fifo", "not a regular file"),
+                                            ("loop", "symbolic link"), ("huge", "3072 MB")])
+def test_files_that_are_not_notebooks_get_a_row_and_a_reason(attacked, student, words):
+    graded = results(attacked, student)
+    assert graded["score"] == 0 and words in graded["output"], graded["output"]
+
+
+def test_many_notebooks_make_one_row_graded_once(attacked):
+    many = results(attacked, "many")
+    assert many["score"] == FULL_WITHOUT_GPU
+    assert many["output"].count("not graded (only") == 9
