@@ -239,7 +239,10 @@ class Sandbox:
         if self.mode == "none":
             return [sys.executable, "-I", "-B", str(runner_dir / "zygote.py")]
         # Order matters: the tmpfs mounts come first so that later binds (a venv under /tmp) stay visible.
-        command = [bwrap_path(), "--unshare-all", "--die-with-parent", "--new-session", "--hostname", "sandbox",
+        # --as-pid-1: the zygote is the namespace's init. No bubblewrap init stays inside holding a copy
+        # of the control socket, and no child can kill or stop the zygote (init ignores such signals).
+        command = [bwrap_path(), "--unshare-all", "--as-pid-1", "--die-with-parent", "--new-session",
+                   "--hostname", "sandbox",
                    "--proc", "/proc", "--dev", "/dev",
                    "--size", str(self.limits.tmp_bytes), "--tmpfs", "/dev/shm",
                    "--size", str(self.limits.tmp_bytes), "--tmpfs", "/tmp",

@@ -10,7 +10,8 @@ fd 0, one message per request:
     reset                     -> "clean"       between two submissions: see reset()
 
 Nothing of one student reaches the next: a child never sees the control socket, the zygote never
-runs student code and cannot be traced or read by its children (not dumpable), and reset() kills
+runs student code and cannot be traced, read, stopped or killed by its children (it is the sandbox's
+PID 1 and not dumpable), and reset() kills
 every descendant and wipes every writable place and every System V IPC object before the next
 submission's first child is forked. If it cannot, the zygote exits and the grader starts a new one.
 """
