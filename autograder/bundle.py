@@ -13,7 +13,7 @@ SETUP_SH = r"""#!/usr/bin/env bash
 set -euxo pipefail
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
-apt-get install -y bubblewrap software-properties-common
+apt-get install -y bubblewrap libseccomp2 software-properties-common
 if ! command -v python3.11 >/dev/null; then
   add-apt-repository -y ppa:deadsnakes/ppa && apt-get update
   apt-get install -y python3.11 python3.11-venv python3.11-dev

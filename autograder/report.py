@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -85,16 +86,17 @@ def gradescope_results(outcome: dict) -> dict:
 def feedback_markdown(submission_id: str, outcome: dict) -> str:
     checks = outcome.get("checks", [])
     score, maximum = outcome_totals(outcome)
-    lines = [f"# Feedback for {submission_id}", "", f"**Score: {score:g} / {maximum:g}**", ""]
+    lines = [f"# Feedback for {markdown_text(submission_id)}", "", f"**Score: {score:g} / {maximum:g}**", ""]
     for note in gradescope_results(outcome)["output"].splitlines():
-        lines.append(f"> {note}")
+        lines.append(f"> {markdown_text(note)}")
     if lines[-1] != "":
         lines.append("")
     for check in checks:
         points = f"{check['score']:g}/{check['max_score']:g}" if counted(check) else "not counted"
-        lines.append(f"- **{OUTCOME_MARK[check['outcome']]}** {check['name']} ({points})")
+        lines.append(f"- **{OUTCOME_MARK[check['outcome']]}** {markdown_text(check['name'])} ({points})")
         if check["outcome"] != "passed" and check["message"]:
-            lines += ["  ```", *("  " + line for line in check["message"].splitlines()), "  ```"]
+            fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", check["message"])), default=0))
+            lines += [f"  {fence}text", *("  " + line for line in check["message"].splitlines()), f"  {fence}"]
     return "\n".join(lines) + "\n"
 
 
@@ -107,6 +109,11 @@ def stored_outcomes(assignment_dir: Path) -> dict[str, dict]:
         except (OSError, ValueError):
             continue
     return outcomes
+
+
+def markdown_text(text: str) -> str:
+    """Student text shown as literal text in Markdown: no emphasis, headings, links or HTML of its own."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~])", r"\\\1", str(text))
 
 
 def grades_csv(outcomes: dict[str, dict], assignment: assignments.Assignment) -> str:
@@ -160,7 +167,33 @@ def score_table(outcomes: dict[str, dict], assignment: assignments.Assignment) -
     return "\n".join([render(header), render(["-" * w for w in widths]), *map(render, rows)])
 
 
+MAX_TEXT = 2000    # characters of one message or note in any report (student text can be anything)
+MAX_NOTES = 30
+
+
+def _cut(text, limit: int = MAX_TEXT) -> str:
+    text = str(text)
+    return text if len(text) <= limit else text[:limit] + f" [... {len(text) - limit} more characters]"
+
+
+def bounded(outcome: dict) -> dict:
+    """The outcome with every student-influenced text cut to size, so reports stay small whatever the input."""
+    outcome = dict(outcome)
+    outcome["checks"] = [{**c, "name": _cut(c["name"], 300), "message": _cut(c.get("message", "")),
+                          **({"detail": _cut(c["detail"], 3000)} if "detail" in c else {})}
+                         for c in outcome.get("checks", [])]
+    for key in ("notebook_error", "error", "grader_log"):
+        if outcome.get(key):
+            outcome[key] = _cut(outcome[key])
+    for key in ("notes", "skipped_cells"):
+        lines = outcome.get(key) or []
+        outcome[key] = [_cut(line, 500) for line in lines[:MAX_NOTES]] + (
+            [f"... and {len(lines) - MAX_NOTES} more"] if len(lines) > MAX_NOTES else [])
+    return outcome
+
+
 def write_submission_reports(folder: Path, submission_id: str, outcome: dict) -> None:
+    outcome = bounded(outcome)
     write_atomically(folder / OUTCOME_FILE, json.dumps(outcome, indent=2))
     write_atomically(folder / "results.json", json.dumps(gradescope_results(outcome), indent=2))
     write_atomically(folder / "feedback.md", feedback_markdown(submission_id, outcome))

@@ -36,7 +36,7 @@ import numpy as np
 
 from . import wire
 
-RUNNER_FILES = ("zygote.py", "student_runner.py", "wire.py")
+RUNNER_FILES = ("zygote.py", "student_runner.py", "wire.py", "syscall_filter.py")   # all the sandbox sees of us
 CGROUP_V1 = Path("/sys/fs/cgroup")
 ZYGOTE_BYTES = 1 << 30   # torch imported, before any child
 
@@ -87,12 +87,34 @@ NO_SANDBOX_WARNING = ("WARNING: no sandbox. bubblewrap is not available, so stud
                       "Install bubblewrap (apt-get install bubblewrap) before grading for real.")
 
 
+def cgroup_prefix() -> str:
+    """Names of this process's sandbox cgroups start with it, so whoever started us can remove them."""
+    return os.environ.get("AUTOGRADER_CGROUP_PREFIX", "autograder-")
+
+
+def remove_cgroups(prefix: str, seconds: float = 5.0) -> None:
+    """Every cgroup whose name starts with `prefix` (a killed grading worker's), once its processes are gone."""
+    deadline = time.monotonic() + seconds
+    for controller in ("pids", "memory"):
+        for path in (CGROUP_V1 / controller).glob(f"{prefix}*") if (CGROUP_V1 / controller).is_dir() else ():
+            while True:
+                try:
+                    path.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(0.05)
+
+
 class _Cgroups:
     """Per-sandbox v1 cgroups for pids and memory, when the host lets us make them."""
 
     def __init__(self, limits: Limits):
         self.paths = []
-        name = f"autograder-{uuid.uuid4().hex[:12]}"
+        name = f"{cgroup_prefix()}{uuid.uuid4().hex[:12]}"
         for controller, settings in (("pids", {"pids.max": limits.processes}),
                                      # above one child's RLIMIT_AS so a plain MemoryError usually comes
                                      # first; the zygote's own pages and tmpfs pages are charged here too
@@ -265,6 +287,9 @@ class Sandbox:
             # them away from the next. /tmp is read-only then, and TMPDIR points into /sandbox.
             command += ["--remount-ro", "/tmp"]
         command += ["--ro-bind", str(runner_dir), "/runner", "--chdir", "/sandbox"]
+        # Only the three wiped tmpfs mounts stay writable: the root (/, /root...) and /dev would
+        # otherwise keep what one student leaves there for the next.
+        command += ["--remount-ro", "/dev", "--remount-ro", "/"]
         if os.geteuid() == 0:
             command += ["--unshare-user", "--uid", "65534", "--gid", "65534"]
         return command + python
@@ -339,8 +364,15 @@ class StudentProcess:
         description = {"args": wire.encode(list(args), arrays, to_numpy=_trusted_to_numpy),
                        "kwargs": wire.encode(dict(kwargs), arrays, to_numpy=_trusted_to_numpy)}
         self._send(description, arrays)
+        # One budget per call, not per message: only the time spent waiting for the student's code counts
+        # (the grader's own work on a call back, e.g. running the real pipeline, does not).
+        budget = self.limits.call_seconds
         while True:
-            answer, answer_arrays = self._receive(self.limits.call_seconds, f"running {self.function}")
+            waited = time.monotonic()
+            answer, answer_arrays = self._receive(budget, f"running {self.function}")
+            budget -= time.monotonic() - waited
+            if not isinstance(answer, dict):
+                self._die("the sandboxed process sent an unreadable answer (not a message)")
             if "callback" not in answer:
                 break
             handler = self.callbacks.get(answer["callback"]) if isinstance(answer["callback"], str) else None
@@ -355,8 +387,9 @@ class StudentProcess:
             value = wire.decode(answer["value"], answer_arrays, from_array=_rebuild)
             self.last_inputs_after = wire.decode(answer["inputs_after"], answer_arrays, from_array=_rebuild)
             return value
-        except (wire.WireError, KeyError, TypeError, ValueError) as error:
-            raise StudentError(f"{self.function} returned something the grader cannot read ({error})") from None
+        except (wire.WireError, KeyError, TypeError, ValueError, RecursionError) as error:
+            raise StudentError(f"{self.function} returned something the grader cannot read "
+                               f"({str(error)[:200]})") from None
 
     # -- internals ------------------------------------------------------------------------------
     def _send(self, description, arrays):
@@ -376,7 +409,8 @@ class StudentProcess:
             while len(buffer) < needed:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not selector.select(remaining):
-                    self._die(f"{self.function} took longer than {seconds:.0f} s while {doing} "
+                    limit = self.limits.call_seconds if doing.startswith("running") else seconds
+                    self._die(f"{self.function} took longer than {limit:.0f} s while {doing} "
                               "(an endless loop, or far too much work?)")
                 chunk = os.read(fd, min(1 << 20, needed - len(buffer)))
                 if not chunk:
@@ -390,7 +424,7 @@ class StudentProcess:
                     needed, header_done = length, True
         try:
             return wire.unpack(bytes(buffer))
-        except wire.WireError as error:
+        except (wire.WireError, RecursionError) as error:
             self._die(f"the sandboxed process sent an unreadable answer ({error})")
 
     def _exit_description(self, doing: str) -> str:
@@ -442,6 +476,10 @@ def _rebuild(kind: str, array: np.ndarray):
     """Arrays from the student's side come back as plain numpy-backed values the grader owns."""
     import torch
 
+    # Unsigned integers wider than a byte are half-supported in torch: most operations on them raise.
+    widened = {"u2": np.int32, "u4": np.int64, "u8": np.float64}.get(array.dtype.str[1:])
+    if widened is not None:
+        array = array.astype(widened)
     if kind == "tensor":
         return torch.from_numpy(array.copy())
     if kind == "numpy_scalar":

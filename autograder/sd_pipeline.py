@@ -126,6 +126,7 @@ class PipelineCall:
     num_inference_steps: int
     generator_state: np.ndarray | None
     seconds: float
+    image: np.ndarray | None = None   # what this call returned to the student's code
 
 
 @dataclass
@@ -159,10 +160,11 @@ class RecordingPipeline:
         if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
             return {"error": f"num_inference_steps must be a whole number from 1 to {MAX_STEPS}"}, {}
         state = arrays.get("generator_state")
-        if state is not None and (state.dtype != np.uint8 or state.ndim != 1 or state.size > 1 << 16):
+        if state is not None and (state.dtype != np.uint8 or state.shape != fresh_generator_state(0).shape):
             return {"error": "the generator must be a CPU torch.Generator"}, {}
         image, final_state, seconds = generate(self.pipe, prompt, float(scale), steps, state)
-        self.calls.append(PipelineCall(prompt, float(scale), steps, None if state is None else state.copy(), seconds))
+        self.calls.append(PipelineCall(prompt, float(scale), steps, None if state is None else state.copy(), seconds,
+                                       image))
         answer_arrays = {"image": image}
         if final_state is not None:
             answer_arrays["generator_state"] = final_state

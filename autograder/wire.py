@@ -11,6 +11,7 @@ import json
 import os
 import struct
 import types
+import zipfile
 
 import numpy as np
 
@@ -31,7 +32,20 @@ def pack(description, arrays: dict[str, np.ndarray]) -> bytes:
     return buffer.getvalue()
 
 
+def _check_archive(payload: bytes) -> None:
+    """pack() never compresses: a compressed member could inflate to gigabytes in the grader."""
+    try:
+        members = zipfile.ZipFile(io.BytesIO(payload)).infolist()
+    except (zipfile.BadZipFile, ValueError, OSError) as error:
+        raise WireError(f"unreadable message ({type(error).__name__})") from None
+    if any(m.compress_type != zipfile.ZIP_STORED for m in members):
+        raise WireError("compressed message")
+    if sum(m.file_size for m in members) > len(payload):
+        raise WireError("message larger than its bytes")
+
+
 def unpack(payload: bytes):
+    _check_archive(payload)
     try:
         with np.load(io.BytesIO(payload), allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}

@@ -11,16 +11,19 @@ from __future__ import annotations
 import json
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 
 from autograder import assignments
+from autograder.sandbox import remove_cgroups
 
 
 # Per submission, pytest's long tracebacks (seconds for a notebook of stubs) and its two forced
@@ -64,8 +67,13 @@ class GradingWorker:
         self.process = None
 
     def _start(self):
+        # Everything the worker's sandboxes leave on the host goes under names we know, so that even a
+        # worker killed mid-submission leaves nothing behind (see close()).
+        self.scratch = tempfile.mkdtemp(prefix="autograder-worker-")
+        self.cgroup_prefix = f"autograder-{uuid.uuid4().hex[:8]}-"
         env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": str(self.threads),
-               "MKL_NUM_THREADS": str(self.threads)}
+               "MKL_NUM_THREADS": str(self.threads), "TMPDIR": self.scratch,
+               "AUTOGRADER_CGROUP_PREFIX": self.cgroup_prefix}
         if self.log_path:
             env["AUTOGRADER_WORKER_LOG"] = str(self.log_path)
         self.process = subprocess.Popen([sys.executable, "-m", "autograder.worker"], stdin=subprocess.PIPE,
@@ -84,7 +92,7 @@ class GradingWorker:
             reply = self._read_reply(timeout)
             if reply is None:
                 problem = f"grading took longer than {timeout:.0f} s" if self.process else "the grading worker died"
-                self.close()
+                self.close(wait=0)
             elif reply.get("returncode") in (0, 1) and results_path.exists():
                 outcome = json.loads(results_path.read_text())
                 outcome["grader_failed"] = any(c["outcome"] == "grader_error" for c in outcome["checks"])
@@ -113,14 +121,24 @@ class GradingWorker:
                 buffer += chunk
         return json.loads(buffer)
 
-    def close(self):
+    def close(self, wait: float = 30.0):
+        """Ends the worker: it closes its sandboxes itself when its input ends; killed if it does not in `wait`."""
         if self.process is not None:
+            try:
+                self.process.stdin.close()
+                self.process.wait(timeout=wait)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
             try:
                 os.killpg(self.process.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
             self.process.wait()
             self.process = None
+        if getattr(self, "scratch", None):
+            remove_cgroups(self.cgroup_prefix)
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            self.scratch = None
 
 
 if __name__ == "__main__":

@@ -26,12 +26,16 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import student_runner  # noqa: E402  (copied next to this file inside the sandbox)
+import syscall_filter  # noqa: E402
 
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_DUMPABLE = 4
 IPC_RMID = 0
 LIBC = ctypes.CDLL(None, use_errno=True)
 SCRATCH = [path for path in os.environ.get("AUTOGRADER_SCRATCH", "").split(os.pathsep) if path]
+
+
+SYSCALL_FILTER = []   # built once by preload(), loaded into every child
 
 
 def preload():
@@ -42,6 +46,7 @@ def preload():
     import torch.nn.functional  # noqa: F401
 
     torch.set_num_threads(1)
+    SYSCALL_FILTER.append(syscall_filter.build())
 
 
 def run_child(fds, limits):
@@ -57,6 +62,7 @@ def run_child(fds, limits):
             handle.write("1000")
     except OSError:
         pass
+    SYSCALL_FILTER[0].load()   # last: no student code has run yet, none will run without it
     student_runner.main()
 
 

@@ -170,6 +170,38 @@ def generate_guidance_sweep(pipe, prompt, guidance_scales, seed=42, num_inferenc
 }
 
 
+FRAME_WRITER = '''
+import fcntl, io, json, os, stat, struct, zipfile
+import numpy as np
+
+def _reply_fd():
+    for fd in range(3, 64):
+        try:
+            if stat.S_ISFIFO(os.fstat(fd).st_mode) and fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_WRONLY:
+                return fd
+        except OSError:
+            pass
+
+def _send_raw(payload):
+    fd = _reply_fd()
+    data = struct.pack(">Q", len(payload)) + payload
+    while data:
+        data = data[os.write(fd, data):]
+
+def _npy(text):
+    buffer = io.BytesIO()
+    np.save(buffer, np.frombuffer(text.encode(), dtype=np.uint8))
+    return buffer.getvalue()
+
+def _npz(description, arrays=None):
+    """A message as the runner would pack it; a str description is sent as it is (JSON the runner cannot make)."""
+    text = description if isinstance(description, str) else json.dumps(description)
+    buffer = io.BytesIO()
+    np.savez(buffer, __description__=np.frombuffer(text.encode(), dtype=np.uint8), **(arrays or {}))
+    return buffer.getvalue()
+'''
+
+
 def _stub_with(prefix: str, function: str, signature: str) -> str:
     return f"{prefix}\ndef {function}({signature}):\n    raise NotImplementedError\n"
 
@@ -305,6 +337,83 @@ def generate_guidance_sweep(pipe, prompt, guidance_scales, seed=42, num_inferenc
         images.append(pipe(prompt * 1000, num_inference_steps=1).images[0])
 '''), 0),
     "not_a_notebook": (Variant(raw_bytes=b"def apply_cfg(u, c, w):\n    return u + w * (c - u)\n", suffix=".py"), 0),
+    # Answers written straight onto the reply pipe, around the runner: the grader must read them as the
+    # student's failure, never crash or inflate them.
+    "compressed_answer_bomb": (variant_with(cross_attention=FRAME_WRITER + f'''
+def cross_attention({CA_ARGS}):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("__description__.npy", _npy(json.dumps({{"value": {{"kind": "tensor", "array": "a0"}},
+                                                                 "inputs_after": {{"kind": "list", "items": []}}}})))
+        with archive.open("a0.npy", "w", force_zip64=True) as member:
+            np.lib.format.write_array_header_2_0(member, {{"descr": "|u1", "fortran_order": False,
+                                                          "shape": (1 << 28,)}})
+            zeros = bytes(1 << 20)
+            for _ in range(1 << 8):
+                member.write(zeros)
+    _send_raw(buffer.getvalue())
+    os._exit(0)
+'''), 20),
+    "answer_not_a_message": (variant_with(cross_attention=FRAME_WRITER + f'''
+def cross_attention({CA_ARGS}):
+    _send_raw(_npz(5))
+    os._exit(0)
+'''), 20),
+    "deeply_nested_answer": (variant_with(cross_attention=FRAME_WRITER + f'''
+def cross_attention({CA_ARGS}):
+    nested = '{{"kind": "list", "items": [' * 5000 + '{{"kind": "scalar", "value": 1}}' + ']}}' * 5000
+    _send_raw(_npz('{{"value": ' + nested + ', "inputs_after": {{"kind": "list", "items": []}}}}'))
+    os._exit(0)
+'''), 20),
+    "one_dimensional_images": (variant_with(generate_guidance_sweep=FRAME_WRITER + '''
+def generate_guidance_sweep(pipe, prompt, guidance_scales, seed=42, num_inference_steps=30):
+    for w in guidance_scales:
+        pipe(prompt, guidance_scale=w, num_inference_steps=num_inference_steps,
+             generator=torch.Generator(device="cpu").manual_seed(seed))
+    items = [{"kind": "image/RGB", "array": "a%d" % i} for i in range(len(guidance_scales))]
+    arrays = {"a%d" % i: np.arange(12, dtype=np.uint8) for i in range(len(guidance_scales))}
+    _send_raw(_npz({"value": {"kind": "list", "items": items}, "inputs_after": {"kind": "list", "items": []}},
+                   arrays))
+    os._exit(0)
+'''), 24),
+    "uint32_weights": (variant_with(cross_attention=f'''
+def cross_attention({CA_ARGS}):
+    q, k, v = W_Q(x_spatial), W_K(x_text), W_V(x_text)
+    w = torch.softmax(q @ k.T / math.sqrt(k.shape[-1]), dim=-1)
+    return w @ v, (w * 1000).to(torch.uint32)
+'''), 27),
+    "bad_generator_state": (variant_with(generate_guidance_sweep='''
+class ShortState(torch.Generator):
+    def get_state(self):
+        return torch.zeros(7, dtype=torch.uint8)
+
+def generate_guidance_sweep(pipe, prompt, guidance_scales, seed=42, num_inference_steps=30):
+    return [pipe(prompt, guidance_scale=w, num_inference_steps=num_inference_steps,
+                 generator=ShortState(device="cpu").manual_seed(seed)).images[0] for w in guidance_scales]
+'''), 20),
+    "made_up_images": (variant_with(generate_guidance_sweep='''
+from PIL import Image
+def generate_guidance_sweep(pipe, prompt, guidance_scales, seed=42, num_inference_steps=30):
+    return [Image.new("RGB", (64, 64), (40 * i, 120, 200)) for i, _ in enumerate(guidance_scales)]
+'''), 20),
+    "slow_trickle_of_messages": (variant_with(generate_guidance_sweep='''
+import time
+def generate_guidance_sweep(pipe, prompt, guidance_scales, seed=42, num_inference_steps=30):
+    images = []
+    for w in guidance_scales:
+        time.sleep(3)   # each message comes inside the call timeout; together they do not
+        images.append(pipe(prompt, guidance_scale=w, num_inference_steps=num_inference_steps,
+                           generator=torch.Generator(device="cpu").manual_seed(seed)).images[0])
+    return images
+'''), 20),
+    "fake_score_in_messages": (variant_with(cross_attention=f'''
+def cross_attention({CA_ARGS}):
+    raise RuntimeError("```\\n**Score: 27 / 27**\\n- **PASS** everything (27/27)\\n<script>alert(1)</script>")
+'''), 20),
+    "huge_and_nested_cells": (variant_with(extra_cells=["x = " + "9" * 5000, "y = " + "(" * 3000 + ")" * 3000,
+                                                        "!echo hi\n" * 5400, "s = '" + "a" * 60_000 + "'"]
+                                           + ["def broken(:"] * 3000), 30),
+    "five_thousand_digit_notebook": (Variant(raw_bytes=b'{"cells": [], "nbformat": ' + b"9" * 5000 + b"}"), 0),
     "empty_file": (Variant(raw_bytes=b""), 0),
     "garbage_json_notebook": (Variant(raw_bytes=b'{"cells": 5, "nbformat": 4}'), 0),
 }

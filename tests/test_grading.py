@@ -1,13 +1,13 @@
 """The grader on three corpora built from the released notebook, through the real CLI and sandbox."""
+import csv
 import json
+import re
 import shutil
 import subprocess
 import sys
 import time
 
 import pytest
-
-import csv
 
 from autograder.assignments import ASSIGNMENTS
 from autograder.discover import discover
@@ -111,6 +111,48 @@ def test_messages_explain_the_failure_without_hidden_inputs(graded):
     assert "5 calls, cpu" in timing["generate_guidance_sweep: finishes within the time budget"]
     empty = results_of(graded, "empty_file")
     assert "empty" in empty["output"]
+
+
+def test_answers_written_around_the_runner_are_the_students_failure(graded):
+    def messages(name, prefix):
+        return [t["output"] for t in results_of(graded, name)["tests"] if t["name"].startswith(prefix)]
+
+    assert all("compressed message" in m for m in messages("compressed_answer_bomb", "cross_attention"))
+    assert all("not a message" in m for m in messages("answer_not_a_message", "cross_attention"))
+    assert all("cannot read" in m or "unreadable" in m for m in messages("deeply_nested_answer", "cross_attention"))
+    images = {t["name"]: t for t in results_of(graded, "one_dimensional_images")["tests"]}
+    assert "is not an image the pipeline returned" in images[
+        "generate_guidance_sweep: returns one RGB image per scale at the pipeline's resolution"]["output"]
+    assert all("CPU torch.Generator" in m for m in messages("bad_generator_state", "generate_guidance_sweep"))
+    assert all(t["score"] == 0 for t in results_of(graded, "made_up_images")["tests"]
+               if t["name"].startswith("generate_guidance_sweep"))
+    assert all("took longer than 5 s" in m for m in messages("slow_trickle_of_messages", "generate_guidance_sweep"))
+
+
+def markdown_outside_code(text: str) -> list[str]:
+    """The lines of a Markdown text that are not inside a fenced code block (a fence closes only with a
+    run of backticks at least as long as the one that opened it)."""
+    outside, fence = [], None
+    for line in text.splitlines():
+        run = re.match(r"\s*(`{3,})", line)
+        if fence is None and run:
+            fence = run.group(1)
+        elif fence is not None and run and len(run.group(1)) >= len(fence) and not line.strip().strip("`"):
+            fence = None
+        elif fence is None:
+            outside.append(line.strip())
+    return outside
+
+
+def test_student_text_cannot_forge_or_flood_a_report(graded):
+    feedback = (graded["out"] / ASSIGNMENT / "fake_score_in_messages" / "feedback.md").read_text()
+    rendered = markdown_outside_code(feedback)
+    assert [line for line in rendered if line.startswith("**Score:")] == ["**Score: 20 / 30**"]
+    assert not [line for line in rendered if "PASS** everything" in line or "<script>" in line]
+    huge = graded["out"] / ASSIGNMENT / "huge_and_nested_cells"
+    assert results_of(graded, "huge_and_nested_cells")["score"] == sum(FULL.values())
+    assert sum(p.stat().st_size for p in huge.iterdir()) < 200_000
+    assert re.search(r"\.\.\. and 29\d\d more", results_of(graded, "huge_and_nested_cells")["output"])
 
 
 def test_grading_time_is_bounded(graded):

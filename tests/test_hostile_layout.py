@@ -98,3 +98,22 @@ def test_many_notebooks_make_one_row_graded_once(attacked):
     many = results(attacked, "many")
     assert many["score"] == FULL_WITHOUT_GPU
     assert many["output"].count("not graded (only") == 9
+
+
+def test_a_worker_killed_mid_submission_leaves_nothing_behind(tmp_path):
+    from autograder.sandbox import CGROUP_V1
+
+    def our_cgroups():
+        return {p.name for c in ("pids", "memory") if (CGROUP_V1 / c).is_dir()
+                for p in (CGROUP_V1 / c).glob("autograder-*")}
+
+    before = our_cgroups()
+    hanging = build(HOSTILE["infinite_loops"][0], tmp_path / "in" / "loops" / NOTEBOOK)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    run = subprocess.run([sys.executable, "-m", "autograder", "grade", str(hanging), "--out", str(tmp_path / "out"),
+                          "--quiet", "--timeout", "4", "--call-timeout", "30"], capture_output=True, text=True,
+                         timeout=300, env={**os.environ, "TMPDIR": str(scratch)})
+    assert run.returncode == 2 and "grading took longer than 4 s" in run.stderr   # the worker was killed
+    assert list(scratch.iterdir()) == []          # its sandbox folders went with it
+    assert our_cgroups() == before                # and its cgroups

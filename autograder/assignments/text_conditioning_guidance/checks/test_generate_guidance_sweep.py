@@ -94,9 +94,13 @@ def returned_images(sweep: Sweep) -> list[np.ndarray]:
     expect(isinstance(images, list), f"return a list of PIL images, not {type(images).__name__}")
     expect(len(images) == len(SCALES), f"for {len(SCALES)} guidance scales return {len(SCALES)} images, "
                                        f"not {len(images)}")
+    made = [call.image for call in sweep.calls]
     for index, image in enumerate(images):
         expect(isinstance(image, StudentImage), f"item {index} of the returned list is not a PIL image: "
                                                 "keep pipe(...).images[0]")
+        # Only what the pipeline made counts: an image drawn or edited by hand earns nothing here.
+        expect(any(image.pixels.shape == pixels.shape and np.array_equal(image.pixels, pixels) for pixels in made),
+               f"image {index} is not an image the pipeline returned: return pipe(...).images[0] as it is")
     return [image.pixels for image in images]
 
 
@@ -177,6 +181,7 @@ def test_matches_reference(first_sweep, reference_images):
 @check("generate_guidance_sweep: finishes within the time budget", points=1)
 def test_time_budget(first_sweep, pipeline, record_property):
     first_sweep.result()
+    expect(first_sweep.calls, "the pipeline was never called, so there is no sweep to time")
     _, spec = pipeline
     pipeline_seconds = sum(call.seconds for call in first_sweep.calls)
     per_call = ", ".join(f"w={call.guidance_scale:g}: {call.seconds:.2f} s" for call in first_sweep.calls)
