@@ -414,6 +414,8 @@ def cross_attention({CA_ARGS}):
                                                         "!echo hi\n" * 5400, "s = '" + "a" * 60_000 + "'"]
                                            + ["def broken(:"] * 3000), 30),
     "five_thousand_digit_notebook": (Variant(raw_bytes=b'{"cells": [], "nbformat": ' + b"9" * 5000 + b"}"), 0),
+    "deeply_nested_notebook_file": (Variant(raw_bytes=b'{"cells": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"), 0),
+    "many_one_line_statements": (variant_with(extra_cells=["a = 1\n" * 8000] * 40), 30),
     "empty_file": (Variant(raw_bytes=b""), 0),
     "garbage_json_notebook": (Variant(raw_bytes=b'{"cells": 5, "nbformat": 4}'), 0),
 }
