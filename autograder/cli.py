@@ -68,15 +68,14 @@ def command_grade(args) -> int:
 
     options = ["--sandbox", args.sandbox, "--call-timeout", str(args.call_timeout), "--sd-model", args.sd_model,
                "--sd-device", args.sd_device] + (["--require-gpu"] if args.require_gpu else [])
-    folder = {id(s): out_dir / s.assignment / s.student for s in submissions}
-    prints = {id(s): fingerprint(s.notebook, [s.assignment, *options]) for s in submissions if s.notebook}
+    prints = {s.key: fingerprint(s.notebook, [s.assignment, *options]) for s in submissions if s.notebook}
     pending, kept = [], 0
     for submission in submissions:
         if submission.notebook is None:
-            report.write_submission_reports(folder[id(submission)], submission.student, {
+            report.write_submission_reports(submission.report_dir(out_dir), submission.student, {
                 "assignment": submission.assignment, "checks": [], "error": submission.problem,
                 "notes": submission.notes})
-        elif not args.force and earlier_outcome(folder[id(submission)], prints[id(submission)]) is not None:
+        elif not args.force and earlier_outcome(submission.report_dir(out_dir), prints[submission.key]) is not None:
             kept += 1
         else:
             pending.append(submission)
@@ -103,9 +102,9 @@ def command_grade(args) -> int:
                            disable=args.quiet or None, file=sys.stderr):
             submission = futures[future]
             outcome = future.result()
-            outcome.update(fingerprint=prints[id(submission)], assignment=submission.assignment,
+            outcome.update(fingerprint=prints[submission.key], assignment=submission.assignment,
                            notes=submission.notes + outcome.get("notes", []))
-            report.write_submission_reports(folder[id(submission)], submission.student, outcome)
+            report.write_submission_reports(submission.report_dir(out_dir), submission.student, outcome)
             if outcome.get("grader_failed"):
                 failed.append((submission, outcome))
     while not workers.empty():

@@ -38,6 +38,13 @@ class Submission:
     problem: str | None = None          # why nothing is graded, for the student
     notes: list[str] = field(default_factory=list)   # other files found and not graded
 
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.assignment, self.student
+
+    def report_dir(self, out_dir: Path) -> Path:
+        return out_dir / self.assignment / self.student
+
 
 @dataclass
 class _Entry:

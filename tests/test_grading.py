@@ -31,12 +31,14 @@ def graded(tmp_path_factory, tiny_pipeline_dir):
     out = tmp_path_factory.mktemp("graded")
     for name, variants in (("correct", CORRECT), ("mistakes", MISTAKES), ("hostile", HOSTILE)):
         write_corpus(corpus / name, variants)
+    scratch = tmp_path_factory.mktemp("grader-tmp")   # the grader's temporary files, to see that none stay
     started = time.monotonic()
     run = subprocess.run([sys.executable, "-m", "autograder", "grade", str(corpus / "correct"), str(corpus / "mistakes"),
                           str(corpus / "hostile"), "--out", str(out), "--workers", "2", "--call-timeout", "5",
-                          "--sandbox", "bwrap", "--quiet", "--sd-model", str(tiny_pipeline_dir), "--sd-device", "cpu"], capture_output=True, text=True, timeout=1200)
+                          "--sandbox", "bwrap", "--quiet", "--sd-model", str(tiny_pipeline_dir), "--sd-device", "cpu"], capture_output=True, text=True, timeout=1200,
+                         env={**__import__("os").environ, "TMPDIR": str(scratch)})
     elapsed = time.monotonic() - started
-    return {"run": run, "out": out, "elapsed": elapsed, "corpus": corpus}
+    return {"run": run, "out": out, "elapsed": elapsed, "corpus": corpus, "scratch": scratch}
 
 
 def results_of(graded, name) -> dict:
@@ -86,6 +88,7 @@ def test_hostile_submissions_earn_no_false_credit(graded, name):
 
 
 def test_hostile_files_do_not_escape(graded):
+    assert list(graded["scratch"].iterdir()) == []   # no sandbox folder or worker scratch left behind
     out = graded["out"]
     assert not (out.parent / "results.json").exists()
     assert report_of(out, "writes_results")["score"] == 0
