@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from . import wire
+from .assignments import STUDENT_PACKAGES
 
 RUNNER_FILES = ("zygote.py", "student_runner.py", "wire.py", "syscall_filter.py")   # all the sandbox sees of us
 CGROUP_V1 = Path("/sys/fs/cgroup")
@@ -334,7 +335,7 @@ class StudentProcess:
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self):
         self.pid, self._requests, self._replies = self.sandbox.spawn()
-        self._send({"program": self.program, "function": self.function}, {})
+        self._send({"program": self.program, "function": self.function, "packages": list(STUDENT_PACKAGES)}, {})
         answer = self._receive(self.limits.startup_seconds, "defining your code")
         if "error" in answer[0]:
             self.dead_reason = f"your code failed while being defined:\n{answer[0]['error']}"

@@ -45,10 +45,17 @@ class CappedText(io.TextIOBase):
         return text
 
 
+AVAILABLE = []   # the packages a graded notebook may import, as the grader told us
+
+
 def student_traceback(error):
     frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename == SOURCE_NAME]
     lines = [f"  line {f.lineno}, in {f.name}: {(f.line or '').strip()}" for f in frames[-4:]]
     message = f"{type(error).__name__}: {error}"[:600]
+    if isinstance(error, ImportError) and AVAILABLE:
+        missing = (error.name or "").split(".")[0] or "that module"
+        message += (f"\nthe grading environment has no {missing}; a graded notebook may import "
+                    f"{', '.join(AVAILABLE)} (and Python's standard library)")
     return "\n".join(lines + [message])
 
 
@@ -176,6 +183,7 @@ def main():
     if first is None:
         return
     setup, _ = wire.unpack(first)
+    AVAILABLE[:] = [str(name) for name in setup.get("packages", [])]
     namespace = {"__name__": "__main__", "__builtins__": __builtins__}
     try:
         import torch

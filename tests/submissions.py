@@ -95,6 +95,13 @@ def stable_softmax(scores):
         apply_cfg="def apply_cfg(noise_uncond, noise_cond, guidance_scale):\n    return noise_cond  # first try\n",
         extra_cells=["def apply_cfg(noise_uncond, noise_cond, guidance_scale):\n"
                      "    return torch.lerp(noise_uncond, noise_cond, guidance_scale)\n"]),
+    "einops": variant_with(cross_attention='''
+from einops import einsum, rearrange
+def cross_attention(x_spatial, x_text, W_Q, W_K, W_V):
+    q, k, v = W_Q(x_spatial), W_K(x_text), W_V(x_text)
+    weights = (einsum(q, k, "n d, t d -> n t") / k.shape[-1] ** 0.5).softmax(dim=-1)
+    return einsum(weights, v, "n t, t e -> n e"), rearrange(weights, "n t -> n t")
+'''),
     "one_minus_w_form": variant_with(apply_cfg='''
 def apply_cfg(noise_uncond, noise_cond, guidance_scale):
     w = guidance_scale
@@ -121,6 +128,15 @@ MISTAKES = {  # name -> (variant, the function that must lose points)
     "uniform_weights": (variant_with(cross_attention=GOOD_CROSS_ATTENTION.replace(
         "w = torch.softmax(q @ k.T / math.sqrt(k.shape[-1]), dim=-1)",
         "w = torch.full((q.shape[0], k.shape[0]), 1.0 / k.shape[0])")), "cross_attention"),
+    "imports_a_missing_module": (variant_with(apply_cfg='''
+import jax.numpy as jnp
+def apply_cfg(noise_uncond, noise_cond, guidance_scale):
+    guided = jnp.asarray(noise_uncond) + guidance_scale * (jnp.asarray(noise_cond) - jnp.asarray(noise_uncond))
+    return torch.from_numpy(np.asarray(guided))
+'''), "apply_cfg"),
+    "scaled_by_value_width": (variant_with(cross_attention=GOOD_CROSS_ATTENTION.replace("math.sqrt(k.shape[-1])",
+                                                                                       "math.sqrt(v.shape[-1])")),
+                              "cross_attention"),
     "cfg_common_mistake": (variant_with(apply_cfg=GOOD_APPLY_CFG.replace(
         "noise_uncond + guidance_scale", "noise_cond + guidance_scale")), "apply_cfg"),
     "cfg_clamped_scale": (variant_with(apply_cfg='''

@@ -15,7 +15,7 @@ from tests.submissions import ASSIGNMENT, CORRECT, HOSTILE, MISTAKES, ROOT, Vari
 
 FULL = {name: float(points) for name, points in ASSIGNMENTS[ASSIGNMENT].functions.items()}
 WITHOUT_GPU = sum(points for name, points in FULL.items() if name != "generate_guidance_sweep")
-CHECKS = 26
+CHECKS = 27
 
 
 def per_function(results: dict) -> dict[str, float]:
@@ -77,6 +77,18 @@ def test_mistakes_lose_points_on_their_function_only(graded, name):
     assert scores[other] == FULL[other]
 
 
+def test_a_missing_module_is_named_with_what_is_available(graded):
+    messages = {t["output"] for t in results_of(graded, "imports_a_missing_module")["tests"]
+                if t["name"].startswith("apply_cfg")}
+    assert messages and all("the grading environment has no jax" in m and "einops" in m for m in messages)
+
+
+def test_one_generality_slip_costs_one_check(graded):
+    # Scaling by the values' width is right whenever d_v == d_k: only the check for d_v != d_k may fail.
+    failed = [t["name"] for t in results_of(graded, "scaled_by_value_width")["tests"] if t["status"] == "failed"]
+    assert failed == ["cross_attention: works when the values are wider or narrower than the keys (d_v != d_k)"]
+
+
 @pytest.mark.parametrize("name", sorted(HOSTILE))
 def test_hostile_submissions_earn_no_false_credit(graded, name):
     _, honest_maximum = HOSTILE[name]
@@ -101,7 +113,7 @@ def test_messages_explain_the_failure_without_hidden_inputs(graded):
     no_scaling = {t["name"]: t["output"] for t in results_of(graded, "no_scaling")["tests"]}
     assert "not scaled at all" in no_scaling["cross_attention: scores are scaled by 1/sqrt(d_k)"]
     loops = [t for t in results_of(graded, "infinite_loops")["tests"] if t["name"].startswith(("cross", "apply"))]
-    assert len(loops) == 15 and all("took longer than 5 s" in t["output"] for t in loops)
+    assert len(loops) == 16 and all("took longer than 5 s" in t["output"] for t in loops)
     reused = {t["name"]: t["output"] for t in results_of(graded, "sweep_reuses_generator")["tests"]}
     assert "call 2 was not freshly seeded" in reused["generate_guidance_sweep: gives every call a fresh generator "
                                                      "seeded with seed"]
@@ -197,7 +209,7 @@ def test_pytest_entry_point_writes_junit_for_one_submission(tmp_path, tiny_pipel
     assert f'tests="{CHECKS}"' in junit.read_text() and 'failures="0"' in junit.read_text()
     broken = build(Variant(cross_attention=None), tmp_path / "broken" / f"{ASSIGNMENT}.ipynb")
     run = run_pytest_checks(broken, *cpu_pipeline)
-    assert run.returncode == 1 and "19 failed, 7 passed" in run.stdout, run.stdout[-1500:]
+    assert run.returncode == 1 and "20 failed, 7 passed" in run.stdout, run.stdout[-1500:]
 
 
 needs_no_gpu = pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")

@@ -194,6 +194,18 @@ def test_the_gradebook_slots_carry_the_hidden_points(name):
             assert all(c.source.strip() == "YOUR ANSWER HERE" for c in answers)
 
 
+def test_the_packages_students_may_import_are_stated_and_installed():
+    import importlib.util
+
+    from autograder.assignments import STUDENT_PACKAGES
+
+    setup = next(c.source for c in read(SOURCE_NOTEBOOK).cells if c.source.startswith("## Setup"))
+    stated = re.findall(r"`(\w+)`", setup.split("may import", 1)[1].split("standard library", 1)[0])
+    assert sorted(stated) == sorted(STUDENT_PACKAGES)
+    assert all(importlib.util.find_spec(name) for name in STUDENT_PACKAGES)
+    assert "einops" in (ROOT / "requirements.lock").read_text()
+
+
 def test_exercises_appear_in_the_lesson_order():
     text = "\n".join(c.source for c in read(SOURCE_NOTEBOOK).cells)
     markers = ["## Exercise 1", "def self_attention", "def cross_attention", "## Exercise 2", "imshow(weights_np",

@@ -52,6 +52,10 @@ ASSIGNMENTS: dict[str, Assignment] = {a.name: a for a in (
     ),
 )}
 
+# What a graded notebook may import: the grader's environment has these (requirements.lock), the
+# notebooks' set-up text lists them, and an ImportError in student code names them.
+STUDENT_PACKAGES = ("math", "numpy", "torch", "einops", "PIL", "matplotlib", "diffusers", "transformers")
+
 ASSIGNMENTS_FUNCTIONS = frozenset(f for a in ASSIGNMENTS.values() for f in a.functions)
 
 

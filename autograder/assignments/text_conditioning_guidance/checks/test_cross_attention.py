@@ -25,10 +25,14 @@ def make_case(seed, n_queries, d_spatial, n_tokens, d_text, d_k, d_v):
 
 
 LESSON = dict(n_queries=16, d_spatial=32, n_tokens=6, d_text=32, d_k=32, d_v=32)
-# Like a U-Net: text wider than the features, projections that change the width.
-UNET_LIKE = dict(n_queries=10, d_spatial=24, n_tokens=7, d_text=40, d_k=12, d_v=20)
+# Like a U-Net: text wider than the features, projections that change the width (d_v = d_k here: the
+# case d_v != d_k has a check of its own, so that one generality slip costs one check).
+UNET_LIKE = dict(n_queries=10, d_spatial=24, n_tokens=7, d_text=40, d_k=16, d_v=16)
 # As many queries as tokens, so a square weight matrix alone cannot tell where K came from.
-SQUARE = dict(n_queries=8, d_spatial=16, n_tokens=8, d_text=28, d_k=16, d_v=8)
+SQUARE = dict(n_queries=8, d_spatial=12, n_tokens=8, d_text=28, d_k=16, d_v=16)
+# Values wider, then narrower, than the keys.
+WIDER_VALUES = dict(n_queries=9, d_spatial=24, n_tokens=5, d_text=40, d_k=8, d_v=20)
+NARROWER_VALUES = dict(n_queries=6, d_spatial=20, n_tokens=11, d_text=12, d_k=24, d_v=4)
 
 
 def reference(case, scale=None):
@@ -128,16 +132,36 @@ def test_scaled_scores(cross_attention):
     expect(False, "the weights do not equal softmax(Q K^T / sqrt(d_k)): check the scaling and the softmax axis")
 
 
-@check("cross_attention: matches a trusted implementation on random inputs", points=2)
+@check("cross_attention: matches a trusted implementation on random inputs", points=1)
 def test_matches_reference(cross_attention):
     for seed, sizes in ((9, LESSON), (10, UNET_LIKE), (11, dict(n_queries=3, d_spatial=5, n_tokens=11,
-                                                                d_text=9, d_k=4, d_v=6))):
+                                                                d_text=9, d_k=4, d_v=4))):
         case = make_case(seed, **sizes)
         output, weights = run(cross_attention, case)
         expected_output, expected_weights = reference(case)
         expect(close(weights, expected_weights) and close(output, expected_output),
                f"on random inputs with {sizes['n_queries']} queries and {sizes['n_tokens']} tokens the result differs "
                "from softmax(Q K^T / sqrt(d_k)) V (within 1e-4)")
+
+
+@check("cross_attention: works when the values are wider or narrower than the keys (d_v != d_k)", points=1)
+def test_value_width_differs_from_key_width(cross_attention):
+    for seed, sizes in ((13, WIDER_VALUES), (14, NARROWER_VALUES)):
+        case = make_case(seed, **sizes)
+        output, weights = run(cross_attention, case)
+        d_k, d_v = sizes["d_k"], sizes["d_v"]
+        expect(tuple(output.shape) == (sizes["n_queries"], d_v),
+               f"with d_k={d_k} and d_v={d_v} the output should have shape (queries, d_v) = "
+               f"{(sizes['n_queries'], d_v)}, not {tuple(output.shape)}: the output has the values' width")
+        expected_output, expected_weights = reference(case)
+        if close(weights, expected_weights, rtol=1e-3, atol=1e-5) and close(output, expected_output, rtol=1e-3,
+                                                                            atol=1e-5):
+            continue
+        if close(weights, reference(case, scale=1 / math.sqrt(d_v))[1], rtol=1e-3, atol=1e-5):
+            raise CheckFailed(f"with d_k={d_k} and d_v={d_v} the scores are scaled by 1/sqrt(d_v), the values' "
+                              "width: scale by 1/sqrt(d_k), the width of the keys")
+        expect(False, f"with d_k={d_k} and d_v={d_v} the result differs from softmax(Q K^T / sqrt(d_k)) V: "
+                      "nothing in the formula may assume that V is as wide as K")
 
 
 @check("cross_attention: leaves its inputs unmodified", points=1)
