@@ -106,7 +106,7 @@ class Submission:
 
 def wrong_assignment(code, assignment: assignments.Assignment) -> str | None:
     """A message when the notebook defines none of this assignment's functions but another's."""
-    defined = {name for name in assignments.ASSIGNMENTS_FUNCTIONS if code.defines(name)}
+    defined = {name for name in assignments.ALL_GRADED_FUNCTIONS if code.defines(name)}
     if defined & set(assignment.functions):
         return None
     other = assignments.guess_from_functions(defined)

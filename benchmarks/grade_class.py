@@ -8,6 +8,7 @@ grader on a larger class, and prints `speedup vs nbgrader autograde: N.Nx` last.
 
     python benchmarks/grade_class.py               # 40 submissions, then 200 with our grader
     python benchmarks/grade_class.py --size 10 --large 0
+    python benchmarks/grade_class.py --no-nbgrader  # our grader's two figures only (a minute, not ten)
 """
 from __future__ import annotations
 
@@ -121,6 +122,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=40, help="class size graded by both")
     parser.add_argument("--large", type=int, default=200, help="a larger class graded by ours only (0: skip)")
+    parser.add_argument("--no-nbgrader", action="store_true", help="time our grader only (no comparison)")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} CPUs; our grader uses its default workers ({os.cpu_count()})")
 
@@ -132,26 +134,33 @@ def main() -> None:
 
         ours = grade_ours(scratch / "submitted", scratch / "ours", pipeline)
         print(f"our grader, {args.size} submissions: {ours:.1f} s ({ours / args.size:.2f} s per submission)")
-        theirs = grade_nbgrader(scratch / "course", scratch / "submitted", students, pipeline)
-        print(f"nbgrader autograde, {args.size} submissions: {theirs:.1f} s ({theirs / args.size:.2f} s per submission)")
-
-        mine, nbg = our_verdicts(scratch / "ours", students), nbgrader_verdicts(scratch / "course", students)
-        compared = [(s, c) for s in students for c in SHARED if s.split("_", 1)[1] not in FOOLS_NBGRADER]
-        disagreements = [(s, c, mine[s][c], nbg[s][c]) for s, c in compared if mine[s][c] != nbg[s][c]]
-        print(f"agreement on the {len(SHARED)} shared checks: {len(compared) - len(disagreements)}/{len(compared)}")
-        for student, cell, ours_ok, theirs_ok in disagreements:
-            print(f"  {student} {cell}: ours {'pass' if ours_ok else 'fail'}, nbgrader {'pass' if theirs_ok else 'fail'}")
-        fooled = [s for s in students if s.split("_", 1)[1] in FOOLS_NBGRADER]
-        for student in fooled:
-            print(f"  {student} (hostile): nbgrader passes {sum(nbg[student].values())}/{len(SHARED)}, "
-                  f"ours {sum(mine[student].values())}/{len(SHARED)}")
+        if args.no_nbgrader:
+            theirs = None
+        else:
+            theirs = grade_nbgrader(scratch / "course", scratch / "submitted", students, pipeline)
+            compare(scratch, students, args.size, theirs)
 
         if args.large:
             large = write_class(scratch / "large", args.large)
             seconds = grade_ours(scratch / "large", scratch / "ours-large", pipeline)
             print(f"our grader, {len(large)} submissions: {seconds:.1f} s ({seconds / len(large):.2f} s per submission)")
 
-    print(f"speedup vs nbgrader autograde: {theirs / ours:.1f}x")
+    if theirs is not None:
+        print(f"speedup vs nbgrader autograde: {theirs / ours:.1f}x")
+
+
+def compare(scratch: Path, students: list[str], size: int, theirs: float) -> None:
+    """nbgrader's time, and where its verdicts and ours differ on the checks both have."""
+    print(f"nbgrader autograde, {size} submissions: {theirs:.1f} s ({theirs / size:.2f} s per submission)")
+    mine, nbg = our_verdicts(scratch / "ours", students), nbgrader_verdicts(scratch / "course", students)
+    compared = [(s, c) for s in students for c in SHARED if s.split("_", 1)[1] not in FOOLS_NBGRADER]
+    disagreements = [(s, c, mine[s][c], nbg[s][c]) for s, c in compared if mine[s][c] != nbg[s][c]]
+    print(f"agreement on the {len(SHARED)} shared checks: {len(compared) - len(disagreements)}/{len(compared)}")
+    for student, cell, ours_ok, theirs_ok in disagreements:
+        print(f"  {student} {cell}: ours {'pass' if ours_ok else 'fail'}, nbgrader {'pass' if theirs_ok else 'fail'}")
+    for student in [s for s in students if s.split("_", 1)[1] in FOOLS_NBGRADER]:
+        print(f"  {student} (hostile): nbgrader passes {sum(nbg[student].values())}/{len(SHARED)}, "
+              f"ours {sum(mine[student].values())}/{len(SHARED)}")
 
 
 if __name__ == "__main__":

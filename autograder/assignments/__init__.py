@@ -56,7 +56,7 @@ ASSIGNMENTS: dict[str, Assignment] = {a.name: a for a in (
 # notebooks' set-up text lists them, and an ImportError in student code names them.
 STUDENT_PACKAGES = ("math", "numpy", "torch", "einops", "PIL", "matplotlib", "diffusers", "transformers")
 
-ASSIGNMENTS_FUNCTIONS = frozenset(f for a in ASSIGNMENTS.values() for f in a.functions)
+ALL_GRADED_FUNCTIONS = frozenset(f for a in ASSIGNMENTS.values() for f in a.functions)
 
 
 class UnknownAssignment(ValueError):
