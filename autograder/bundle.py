@@ -42,7 +42,8 @@ def gradescope_bundle(out: Path, course_dir: Path, assignment: str) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as bundle:
-        for name, text in (("setup.sh", SETUP_SH), ("run_autograder", RUN_AUTOGRADER.replace("{assignment}", assignment))):
+        run_autograder = RUN_AUTOGRADER.replace("{assignment}", assignment)
+        for name, text in (("setup.sh", SETUP_SH), ("run_autograder", run_autograder)):
             info = zipfile.ZipInfo(name)
             info.external_attr = 0o755 << 16
             bundle.writestr(info, text)

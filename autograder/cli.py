@@ -158,8 +158,9 @@ def command_nbgrader_sync(args) -> int:
 
     results = sync(Path(args.course_dir), args.assignment, Path(args.graded), args.student or None)
     for result in results:
-        print(f"{'synced ' if result.ok else 'SKIPPED'} {result.student}" + (f": {result.message}" if result.message else ""))
-    failed = [r for r in results if not r.ok and not r.message.startswith(("no nbgrader submission", "nbgrader knows"))]
+        print(f"{'synced ' if result.ok else 'SKIPPED'} {result.student}"
+              + (f": {result.message}" if result.message else ""))
+    failed = [r for r in results if not r.ok and not r.skipped]
     print(f"{sum(r.ok for r in results)} of {len(results)} graded submissions written to the gradebook of {args.course_dir}")
     return 2 if failed or not results else 0
 

@@ -90,15 +90,21 @@ def _walk(root: Path, out_dir: Path | None) -> list[_Entry]:
 
 def _place(given: Path, entry: Path) -> tuple[str, str | None]:
     """(student, assignment folder or None) for a file found under `given` (or given itself)."""
-    relative = entry.relative_to(given).parts if entry != given else (entry.name,)
-    chain = [given.parent.name, given.name, *relative[:-1]] if entry != given else [
-        entry.parent.parent.name, entry.parent.name]
-    for index in range(1, len(chain)):
-        if chain[index] in assignments.ASSIGNMENTS:
-            return chain[index - 1], chain[index]
-    if entry == given:
-        return entry.stem, None
-    return (relative[0] if len(relative) > 1 else Path(relative[0]).stem), None
+    if entry == given:   # one notebook named on the command line
+        folders, fallback = [entry.parent.parent.name, entry.parent.name], entry.stem
+    else:
+        relative = entry.relative_to(given).parts
+        folders = [given.parent.name, given.name, *relative[:-1]]
+        fallback = relative[0] if len(relative) > 1 else entry.stem
+    for index in range(1, len(folders)):
+        if folders[index] in assignments.ASSIGNMENTS:
+            return folders[index - 1], folders[index]
+    return fallback, None
+
+
+def _named(entries: list[_Entry]) -> set[str]:
+    """The assignments whose notebook names appear among these files."""
+    return {a.name for e in entries if e.kind == "notebook" and (a := assignments.by_notebook_name(e.path.name))}
 
 
 def _choose(student: str, assignment: assignments.Assignment, entries: list[_Entry]) -> Submission:
@@ -133,7 +139,7 @@ def _choose(student: str, assignment: assignments.Assignment, entries: list[_Ent
 
 
 def discover(paths: list[str], assignment: str | None = None, out_dir: Path | None = None) -> list[Submission]:
-    """Every submission under `paths`, sorted by assignment and student, with unique student ids."""
+    """Every submission under `paths`, in student order, with unique student ids."""
     only = assignments.get(assignment) if assignment else None
     out_dir = out_dir.resolve() if out_dir else None
     groups: dict[tuple[str, str | None], list[_Entry]] = {}
@@ -150,16 +156,16 @@ def discover(paths: list[str], assignment: str | None = None, out_dir: Path | No
         elif stat.S_ISREG(mode) and given.suffix == ".ipynb":
             found = [_Entry(given, "notebook")]
         else:
-            raise DiscoveryError(f"{given_text} is {_kind(given, mode) if _kind(given, mode) != 'file' else 'not a notebook'}"
-                                 ": give a .ipynb file or a folder of submissions")
+            kind = _kind(given, mode)
+            raise DiscoveryError(f"{given_text} is {'not a notebook' if kind == 'file' else kind}: "
+                                 "give a .ipynb file or a folder of submissions")
         for entry in found:
             student, folder = _place(given, entry.path)
             if entry.path.parent == given and entry.kind != "notebook" and folder is None:
                 continue   # loose non-notebook files in a class folder (a README) belong to no one
             groups.setdefault((student, folder), []).append(entry)
 
-    by_name = {a.name for (_, folder), entries in groups.items() if folder is None
-               for e in entries if e.kind == "notebook" and (a := assignments.by_notebook_name(e.path.name))}
+    by_name = _named([e for (_, folder), entries in groups.items() if folder is None for e in entries])
     submissions: list[Submission] = []
     for (student, folder), entries in sorted(groups.items(), key=lambda item: (item[0][0], item[0][1] or "")):
         if folder is not None:
@@ -170,7 +176,7 @@ def discover(paths: list[str], assignment: str | None = None, out_dir: Path | No
         if only is not None:
             submissions.append(_choose(student, only, entries))
             continue
-        named = {a.name for e in entries if e.kind == "notebook" and (a := assignments.by_notebook_name(e.path.name))}
+        named = _named(entries)
         targets = named or by_name
         if len(targets) != 1 and not named:
             raise DiscoveryError(
@@ -201,7 +207,7 @@ def discover_upload(folder: Path, assignment: str | None = None) -> Submission:
     if assignment:
         chosen = assignments.get(assignment)
     else:
-        named = {a.name for e in entries if e.kind == "notebook" and (a := assignments.by_notebook_name(e.path.name))}
+        named = _named(entries)
         if len(named) != 1:
             raise DiscoveryError("cannot tell which assignment this upload is for: pass --assignment")
         chosen = assignments.get(named.pop())

@@ -370,7 +370,7 @@ class StudentProcess:
         budget = self.limits.call_seconds
         while True:
             waited = time.monotonic()
-            answer, answer_arrays = self._receive(budget, f"running {self.function}")
+            answer, answer_arrays = self._receive(budget, f"running {self.function}", limit=self.limits.call_seconds)
             budget -= time.monotonic() - waited
             if not isinstance(answer, dict):
                 self._die("the sandboxed process sent an unreadable answer (not a message)")
@@ -399,7 +399,8 @@ class StudentProcess:
         except (BrokenPipeError, OSError):
             pass  # the child is gone; _receive reports why
 
-    def _receive(self, seconds: float, doing: str):
+    def _receive(self, seconds: float, doing: str, limit: float | None = None):
+        """One frame within `seconds`; `limit` is the limit to name when it does not come (default: seconds)."""
         fd = self._replies
         deadline = time.monotonic() + seconds
         buffer = bytearray()
@@ -410,8 +411,7 @@ class StudentProcess:
             while len(buffer) < needed:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not selector.select(remaining):
-                    limit = self.limits.call_seconds if doing.startswith("running") else seconds
-                    self._die(f"{self.function} took longer than {limit:.0f} s while {doing} "
+                    self._die(f"{self.function} took longer than {limit or seconds:.0f} s while {doing} "
                               "(an endless loop, or far too much work?)")
                 chunk = os.read(fd, min(1 << 20, needed - len(buffer)))
                 if not chunk:

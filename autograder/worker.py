@@ -86,7 +86,8 @@ class GradingWorker:
         started = time.time()
         with tempfile.TemporaryDirectory(prefix="grade-") as scratch:
             results_path = Path(scratch) / "results.json"
-            request = {"notebook": os.path.abspath(notebook), "assignment": assignment, "results_json": str(results_path), "options": options}
+            request = {"notebook": os.path.abspath(notebook), "assignment": assignment,
+                       "results_json": str(results_path), "options": options}
             self.process.stdin.write((json.dumps(request) + "\n").encode())
             self.process.stdin.flush()
             reply = self._read_reply(timeout)

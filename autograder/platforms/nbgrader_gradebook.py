@@ -66,6 +66,7 @@ class Synced:
     student: str
     ok: bool
     message: str = ""
+    skipped: bool = False   # nbgrader holds no such submission: nothing to write, not a failure
 
 
 def course_config(course_dir: Path, graded_dir: Path) -> Config:
@@ -95,11 +96,12 @@ def sync(course_dir: Path, assignment_name: str, graded_dir: Path, students: lis
             continue
         submitted = Path(coursedir.format_path(coursedir.submitted_directory, student, assignment.name))
         if not submitted.is_dir():
-            results.append(Synced(student, False, f"no nbgrader submission at {submitted}: run nbgrader collect"))
+            results.append(Synced(student, False, f"no nbgrader submission at {submitted}: run nbgrader collect",
+                                  skipped=True))
             continue
         if not (submitted / assignment.notebook).is_file():
             results.append(Synced(student, False, f"nbgrader knows no {assignment.notebook} in {submitted}; "
-                                                  f"our grade: {report.outcome_totals(outcome)[0]:g}"))
+                                                  f"our grade: {report.outcome_totals(outcome)[0]:g}", skipped=True))
             continue
         result = api.autograde(assignment.name, student, force=True, create=True)
         error = (result.get("error") or "").strip().splitlines()
