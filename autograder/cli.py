@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import __version__, assignments, report
 from .discover import OUTPUT_MARKER, discover, discover_upload
-from .sandbox import NO_SANDBOX_WARNING, sandbox_mode
+from .sandbox import NO_SANDBOX_WARNING, Limits, sandbox_mode
 from .sd_pipeline import PipelineSpec
 from .submission import SubmissionError, read_notebook_bytes
 from .worker import GradingWorker
@@ -46,7 +46,7 @@ def earlier_outcome(folder: Path, print_: str) -> dict | None:
 
 
 def check_options(args) -> None:
-    for name, least in (("workers", 1), ("timeout", 1), ("call_timeout", 1)):
+    for name, least in (("workers", 1), ("timeout", 1), ("call_timeout", 1), ("cell_timeout", 1)):
         if getattr(args, name) < least:
             raise SystemExit(f"error: --{name.replace('_', '-')} must be at least {least} "
                              f"(got {getattr(args, name):g})")
@@ -66,7 +66,8 @@ def command_grade(args) -> int:
     (out_dir / OUTPUT_MARKER).touch()
     from tqdm import tqdm
 
-    options = ["--sandbox", args.sandbox, "--call-timeout", str(args.call_timeout), "--sd-model", args.sd_model,
+    options = ["--sandbox", args.sandbox, "--call-timeout", str(args.call_timeout),
+               "--cell-timeout", str(args.cell_timeout), "--sd-model", args.sd_model,
                "--sd-device", args.sd_device] + (["--require-gpu"] if args.require_gpu else [])
     prints = {s.key: fingerprint(s.notebook, [s.assignment, *options]) for s in submissions if s.notebook}
     pending, kept = [], 0
@@ -198,6 +199,9 @@ def main(argv=None) -> int:
     grade.add_argument("--timeout", type=float, default=1800, help="seconds allowed per submission")
     grade.add_argument("--call-timeout", type=float, default=30.0,
                        help="seconds one call of a student's function may take (default 30)")
+    grade.add_argument("--cell-timeout", type=float, default=Limits.cell_seconds,
+                       help=f"seconds one cell may take when the notebook is run for grading; a slower cell is "
+                            f"left out (default {Limits.cell_seconds:g})")
     default_pipeline = PipelineSpec.from_environment()
     grade.add_argument("--sd-model", default=default_pipeline.model,
                        metavar="ID_OR_DIR", help="Exercise 4's pipeline: hub id or local folder (default bk-sdm-small)")

@@ -10,6 +10,8 @@ written as JSON for the report step (autograder.report).
 from __future__ import annotations
 
 import json
+import re
+import sys
 import time
 from pathlib import Path
 
@@ -17,9 +19,10 @@ import pytest
 
 from . import assignments
 from .expectations import CheckFailed
-from .sandbox import NO_SANDBOX_WARNING, Limits, StudentError, StudentProcess, sandbox_mode, shared_sandbox
+from .sandbox import (NO_SANDBOX_WARNING, FunctionProcess, Limits, NotDefined, NotebookProcess, StudentError,
+                      sandbox_mode, shared_sandbox)
 from .sd_pipeline import PipelineSpec
-from .submission import SubmissionError, extract_student_code
+from .submission import SubmissionError, extract_student_code, locked_cells
 
 RESULTS = pytest.StashKey[dict]()
 
@@ -34,6 +37,8 @@ def pytest_addoption(parser):
                     help="how to isolate student code (auto: bubblewrap when usable; none: unsafe, for debugging)")
     group.addoption("--call-timeout", type=float, default=Limits.call_seconds, metavar="SECONDS",
                     help="seconds one call of a student's function may take")
+    group.addoption("--cell-timeout", type=float, default=Limits.cell_seconds, metavar="SECONDS",
+                    help="seconds one notebook cell may take in the grading run (a slower cell is left out)")
     default_pipeline = PipelineSpec.from_environment()
     group.addoption("--sd-model", default=default_pipeline.model, metavar="ID_OR_DIR",
                     help="the text-to-image pipeline for Exercise 4 (default: $AUTOGRADER_SD_MODEL or bk-sdm-small)")
@@ -78,7 +83,9 @@ def pytest_collection_modifyitems(config, items):
 
 
 class Submission:
-    """The notebook under test: its code, and one sandboxed process per graded function."""
+    """The notebook under test: its cells, run once in the sandbox, and its graded functions."""
+
+    RESTARTS = 2   # fresh runs of the notebook after one was killed (a function that hung, say)
 
     def __init__(self, path: Path, assignment: assignments.Assignment, mode: str, limits: Limits = Limits()):
         self.path, self.assignment, self.mode, self.limits = path, assignment, sandbox_mode(mode), limits
@@ -86,8 +93,11 @@ class Submission:
         self.sandbox.reset()   # nothing of the previous submission may still be there
         self.error = None
         self._functions: dict[str, StudentFunction] = {}
+        self._notebook: NotebookProcess | None = None
+        self._runs = 0
+        self.run_notes: list[dict] = []
         try:
-            self.code = extract_student_code(path)
+            self.code = extract_student_code(path, provided_cells(assignment), assignment.stand_ins)
         except SubmissionError as error:
             self.code, self.error = None, str(error)
         else:
@@ -98,10 +108,65 @@ class Submission:
             self._functions[name] = StudentFunction(self, name)
         return self._functions[name]
 
+    def notebook(self) -> NotebookProcess:
+        """The notebook after its run, started (or started again after a kill) when first needed."""
+        if self._notebook is not None and self._notebook.alive:
+            return self._notebook
+        if self._runs > self.RESTARTS:
+            raise StudentError(self._notebook.dead_reason)
+        self._runs += 1
+        # A run again after a kill: the cells the first run had to leave out stay out from the start.
+        stopped = {note["number"] for note in self.run_notes if "stopped" in note}
+        cells = [{"number": c.number, "source": c.source} for c in self.code.cells if c.number not in stopped]
+        self._notebook = NotebookProcess(cells, self.sandbox)
+        self._notebook.start()
+        if not self.run_notes:
+            self.run_notes = self._notebook.notes
+        return self._notebook
+
+    def why_not_defined(self, function: str) -> str:
+        """The error of the cell that holds `function`'s definition, when that cell failed in the run."""
+        pattern = re.compile(rf"\bdef\s+{re.escape(function)}\b|^\s*{re.escape(function)}\s*=", re.MULTILINE)
+        failed = {note["number"]: note for note in self.run_notes}
+        for cell in reversed(self.code.cells):
+            if pattern.search(cell.source) and cell.number in failed:
+                note = failed[cell.number]
+                return (f"; code cell {cell.number}, which defines it, failed before the definition ran:\n"
+                        f"{note.get('error') or note.get('stopped', '')}")
+        return ""
+
+    def notes(self) -> list[str]:
+        """What the student should know about their notebook: cells ignored, cells that failed in the run."""
+        provided = {c.number for c in self.code.cells if c.provided} if self.code else set()
+        lines = list(self.code.skipped_cells) if self.code else []
+        for note in self.run_notes[:MAX_CELL_NOTES]:
+            whose = "the provided code cell" if note["number"] in provided else "code cell"
+            if "stopped" in note:
+                lines.append(f"{whose} {note['number']} was left out of the grading run: {note['stopped']}"[:2000])
+            else:
+                lines.append(f"{whose} {note['number']} raised an error when the notebook was run from the top "
+                             f"for grading; the cells after it still ran:\n{note.get('error', '')}"[:2000])
+        if len(self.run_notes) > MAX_CELL_NOTES:
+            lines.append(f"... and {len(self.run_notes) - MAX_CELL_NOTES} more cells failed in the grading run")
+        return lines
+
     def close(self):
-        for function in self._functions.values():
-            function.close()
+        if self._notebook is not None:
+            self._notebook.close()
         self.sandbox.reset()
+
+
+MAX_CELL_NOTES = 10
+
+
+def provided_cells(assignment: assignments.Assignment) -> dict[str, str]:
+    """The release's locked cells, or none (with a word in the grader's log) where it is not installed."""
+    try:
+        return locked_cells(assignment.release_notebook)
+    except (OSError, ValueError, KeyError) as error:
+        print(f"autograder: cannot read {assignment.release_notebook} ({error}); the submission's own copies "
+              "of the locked cells run instead", file=sys.stderr)
+        return {}
 
 
 def wrong_assignment(code, assignment: assignments.Assignment) -> str | None:
@@ -118,64 +183,56 @@ def wrong_assignment(code, assignment: assignments.Assignment) -> str | None:
 
 
 class StudentFunction:
-    """Calls one of the student's functions in its sandbox; raises StudentError when it fails."""
+    """Calls one of the student's functions in the sandbox; raises StudentError when it fails."""
 
     def __init__(self, submission: Submission, name: str):
         self.submission, self.name = submission, name
-        self.process = None
+        self.process: FunctionProcess | None = None
         self.failure = None
         self.callbacks = {}   # shared with the process: handlers for calls back from the sandbox
 
-    def _ensure_started(self):
+    def _ensure_open(self):
         if self.failure:
             raise StudentError(self.failure)
-        if self.process is not None:
+        if self.process is not None and self.process.is_open:
             return
-        if self.submission.error:
-            self.failure = self.submission.error
-        elif not self.submission.code.defines(self.name):
-            self.failure = f"the notebook does not define {self.name}(): keep the function's name and signature"
-        if self.failure:
-            raise StudentError(self.failure)
-        process = StudentProcess(self.submission.code.program_for(self.name), self.name,
-                                 self.submission.sandbox)
-        process.callbacks = self.callbacks
         try:
-            process.start()
+            if self.submission.error:
+                raise StudentError(self.submission.error)
+            self.process = self.submission.notebook().open(self.name)
+        except NotDefined as error:
+            self.failure = f"{error}{self.submission.why_not_defined(self.name)}"
+            raise StudentError(self.failure) from None
         except StudentError as error:
             self.failure = str(error)
             raise
-        self.process = process
+        self.process.callbacks = self.callbacks
 
     def __call__(self, *args, **kwargs):
-        self._ensure_started()
+        self._ensure_open()
         try:
             return self.process.call(*args, **kwargs)
-        except StudentError as error:
+        except StudentError:
             if self.process.dead_reason:
                 self.failure = self.process.dead_reason
-            raise error
+            raise
 
     @property
     def inputs_after_last_call(self):
         return self.process.last_inputs_after
 
-    def close(self):
-        if self.process is not None:
-            self.process.close()
-
 
 @pytest.fixture(scope="session")
 def student(request):
     config = request.config
-    limits = Limits(call_seconds=config.getoption("--call-timeout"))
+    limits = Limits(call_seconds=config.getoption("--call-timeout"), cell_seconds=config.getoption("--cell-timeout"))
     submission = Submission(Path(config.getoption("--submission")), submission_assignment(config),
                             config.getoption("--sandbox"), limits)
     config.stash[RESULTS].update(sandbox=submission.mode, submission=str(submission.path),
-                                 notebook_error=submission.error,
-                                 skipped_cells=submission.code.skipped_cells if submission.code else [])
+                                 notebook_error=submission.error)
     yield submission
     submission.close()
+    config.stash[RESULTS]["skipped_cells"] = submission.notes()
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -1,11 +1,11 @@
-"""Student code runs here: a bubblewrap sandbox holding a zygote that forks one child per graded function.
+"""Student code runs here: a bubblewrap sandbox holding a zygote that forks one child per submission.
 
 The sandbox sees the system's libraries and the Python environment read-only, an empty working
 directory, /tmp and /dev/shm (small tmpfs each), no network, no processes outside it and none of
-the grader's files (only zygote.py, the runner and its wire format are mounted). Inside, the zygote
-has imported torch once; each graded function of each submission gets a fresh fork of it, so a
-child costs milliseconds instead of a Python start and a torch import (over a second, three times
-per submission). Between two submissions the zygote kills every process and empties every writable
+the grader's files (only the runner files and a copy of the course library the notebooks import are
+mounted). Inside, the zygote has imported torch once; each submission gets a fresh fork of it, which
+runs the notebook and forks a server per graded function from the result (notebook_run.py), so a
+process costs milliseconds instead of a Python start and a torch import (over a second). Between two submissions the zygote kills every process and empties every writable
 place (zygote.py says how), and a sandbox that cannot do that is replaced.
 
 Resource limits bound each child's memory, file size and CPU time and, where the host lets us
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import importlib.util
 import json
 import os
 import resource
@@ -35,9 +36,10 @@ from pathlib import Path
 import numpy as np
 
 from . import wire
-from .assignments import STUDENT_PACKAGES
+from .assignments import STUDENT_LIBRARIES, STUDENT_PACKAGES
 
-RUNNER_FILES = ("zygote.py", "student_runner.py", "wire.py", "syscall_filter.py")   # all the sandbox sees of us
+RUNNER_FILES = ("zygote.py", "notebook_run.py", "student_runner.py", "processes.py", "wire.py",
+                "syscall_filter.py")   # all the sandbox sees of us
 CGROUP_V1 = Path("/sys/fs/cgroup")
 ZYGOTE_BYTES = 1 << 30   # torch imported, before any child
 
@@ -46,6 +48,8 @@ ZYGOTE_BYTES = 1 << 30   # torch imported, before any child
 class Limits:
     startup_seconds: float = 120.0     # importing torch under load can take a while
     call_seconds: float = 30.0
+    cell_seconds: float = 10.0         # one cell of the notebook's grading run
+    run_seconds: float = 60.0          # the whole grading run, after which each cell gets 2 s
     memory_bytes: int = 4 << 30
     file_bytes: int = 64 << 20
     tmp_bytes: int = 64 << 20
@@ -59,6 +63,10 @@ class StudentError(Exception):
     def __init__(self, message: str, output: str = ""):
         super().__init__(message)
         self.output = output
+
+
+class NotDefined(StudentError):
+    """The notebook's run left no such function."""
 
 
 @functools.cache
@@ -182,10 +190,6 @@ class Sandbox:
         if self.process is not None:
             self._request(f"kill {pid}")
 
-    def exit_status(self, pid: int) -> str | None:
-        """The zygote's word on a child: 'exit N', 'signal N' or 'running'; None when the sandbox is gone."""
-        return self._request(f"status {pid}") if self.process is not None else None
-
     def reset(self):
         """Between submissions: every process of the last one killed, every writable place emptied.
         A sandbox that cannot promise that is thrown away; the next spawn starts a new one."""
@@ -218,6 +222,10 @@ class Sandbox:
         here = Path(__file__).parent
         for name in RUNNER_FILES:
             shutil.copy(here / name, runner_dir / name)
+        for library in STUDENT_LIBRARIES:   # a copy: the package's folder may sit beside the hidden checks
+            source = Path(importlib.util.find_spec(library).origin).parent
+            shutil.copytree(source, self._workdir / "student_lib" / library,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         self._stderr = open(self._workdir / "stderr", "w+b")
         self._cgroups = _Cgroups(self.limits)
         self._control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -287,7 +295,8 @@ class Sandbox:
             # The folders leading to Python would be writable on the tmpfs: one student could rename
             # them away from the next. /tmp is read-only then, and TMPDIR points into /sandbox.
             command += ["--remount-ro", "/tmp"]
-        command += ["--ro-bind", str(runner_dir), "/runner", "--chdir", "/sandbox"]
+        command += ["--ro-bind", str(runner_dir), "/runner", "--ro-bind", str(runner_dir.parent / "student_lib"),
+                    "/student_lib", "--chdir", "/sandbox"]
         # Only the three wiped tmpfs mounts stay writable: the root (/, /root...) and /dev would
         # otherwise keep what one student leaves there for the next.
         command += ["--remount-ro", "/dev", "--remount-ro", "/"]
@@ -301,7 +310,8 @@ class Sandbox:
             home, places = "/sandbox", ["/sandbox", "/dev/shm", "/tmp"]
             if _python_under_tmp():   # /tmp is read-only then (see _command)
                 places, extra = places[:2], {"TMPDIR": "/sandbox"}
-        return {**extra, "AUTOGRADER_SCRATCH": os.pathsep.join(places), "PATH": "/usr/bin:/bin", "HOME": home,
+        library = "/student_lib" if self.mode == "bwrap" else str(scratch.parent / "student_lib")
+        return {**extra, "AUTOGRADER_SCRATCH": os.pathsep.join(places), "AUTOGRADER_STUDENT_LIB": library, "PATH": "/usr/bin:/bin", "HOME": home,
                 "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                 "PYTHONDONTWRITEBYTECODE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                 "MPLBACKEND": "Agg", "TQDM_DISABLE": "1", "DIFFUSERS_VERBOSITY": "error"}
@@ -321,30 +331,52 @@ def shared_sandbox(mode: str, limits: Limits) -> Sandbox:
     return sandbox
 
 
-class StudentProcess:
-    """One sandboxed child holding one graded function of one submission."""
+class NotebookProcess:
+    """One submission's notebook, run top to bottom in the sandbox (notebook_run.py); it then serves
+    one graded function at a time, each from a fresh copy of the notebook's state."""
 
-    def __init__(self, program: str, function: str, sandbox: Sandbox):
-        self.program, self.function, self.sandbox = program, function, sandbox
-        self.limits = sandbox.limits
+    def __init__(self, cells: list[dict], sandbox: Sandbox):
+        self.cells, self.sandbox, self.limits = cells, sandbox, sandbox.limits
         self.pid = None
         self.dead_reason = None
-        self.callbacks = {}   # name -> handler(request, arrays) -> (answer, arrays), for calls back from the sandbox
-        self.last_inputs_after = None  # [args, kwargs] as the student's code left them after the last call
+        self.notes: list[dict] = []   # cells that raised or were stopped during the run
+        self.current: FunctionProcess | None = None
+        self._closing: str | None = None   # a server told to close whose {"ended"} is still to be read
 
-    # -- lifecycle ------------------------------------------------------------------------------
+    @property
+    def alive(self) -> bool:
+        return self.pid is not None and self.dead_reason is None
+
     def start(self):
         self.pid, self._requests, self._replies = self.sandbox.spawn()
-        self._send({"program": self.program, "function": self.function, "packages": list(STUDENT_PACKAGES)}, {})
-        answer = self._receive(self.limits.startup_seconds, "defining your code")
-        if "error" in answer[0]:
-            self.dead_reason = f"your code failed while being defined:\n{answer[0]['error']}"
-            output = answer[0].get("output", "")
-            self.close()
-            raise StudentError(self.dead_reason, output)
+        self._send({"cells": self.cells, "packages": list(STUDENT_PACKAGES), "cell_seconds": self.limits.cell_seconds,
+                    "run_seconds": self.limits.run_seconds}, {})
+        # The run restarts itself without a cell that kills it, so allow it its budget twice over.
+        answer, _ = self._receive(self.limits.startup_seconds + 2 * self.limits.run_seconds + 10,
+                                  "running your notebook")
+        if not isinstance(answer, dict) or answer.get("ok") is not True or not isinstance(answer.get("notes"), list):
+            self._die("the process running your notebook sent an unreadable answer")
+        self.notes = [n for n in answer["notes"][:200] if isinstance(n, dict) and isinstance(n.get("number"), int)]
+
+    def open(self, function: str) -> FunctionProcess:
+        """A server for `function`; StudentError when the notebook does not define it."""
+        if self.current is not None:
+            self.current.close()
+        if self._closing is not None:   # the last server's end, read only now so that closing costs no wait
+            self._await_end(self._closing)
+        self._send({"open": function}, {})
+        answer, _ = self._receive(self.limits.startup_seconds, f"starting {function}")
+        if isinstance(answer, dict) and answer.get("ok") is True:
+            self.current = FunctionProcess(self, function)
+            return self.current
+        self._await_end(function)
+        if isinstance(answer, dict) and answer.get("missing"):
+            raise NotDefined(f"the notebook does not define {function}() once all its cells have run: keep "
+                             "the function's name and signature")
+        raise StudentError(f"{function} could not be started ({str(answer)[:200]})")
 
     def close(self):
-        """Closing the pipes ends the child; whatever it left behind goes at the sandbox's next reset."""
+        """Closing the pipes ends the processes; whatever they left behind goes at the sandbox's next reset."""
         if self.pid is not None:
             os.close(self._requests)
             os.close(self._replies)
@@ -357,42 +389,14 @@ class StudentProcess:
     def __exit__(self, *exc):
         self.close()
 
-    # -- calls ----------------------------------------------------------------------------------
-    def call(self, *args, **kwargs):
-        if self.dead_reason:
-            raise StudentError(self.dead_reason)
-        arrays: dict[str, np.ndarray] = {}
-        description = {"args": wire.encode(list(args), arrays, to_numpy=_trusted_to_numpy),
-                       "kwargs": wire.encode(dict(kwargs), arrays, to_numpy=_trusted_to_numpy)}
-        self._send(description, arrays)
-        # One budget per call, not per message: only the time spent waiting for the student's code counts
-        # (the grader's own work on a call back, e.g. running the real pipeline, does not).
-        budget = self.limits.call_seconds
-        while True:
-            waited = time.monotonic()
-            answer, answer_arrays = self._receive(budget, f"running {self.function}", limit=self.limits.call_seconds)
-            budget -= time.monotonic() - waited
-            if not isinstance(answer, dict):
-                self._die("the sandboxed process sent an unreadable answer (not a message)")
-            if "callback" not in answer:
-                break
-            handler = self.callbacks.get(answer["callback"]) if isinstance(answer["callback"], str) else None
-            if handler is None:
-                self._send({"error": "this object is not available here"}, {})
-                continue
-            request = answer.get("request") if isinstance(answer.get("request"), dict) else {}
-            self._send(*handler(request, answer_arrays))
-        if "error" in answer:
-            raise StudentError(f"{self.function} raised an error:\n{answer['error']}", answer.get("output", ""))
-        try:
-            value = wire.decode(answer["value"], answer_arrays, from_array=_rebuild)
-            self.last_inputs_after = wire.decode(answer["inputs_after"], answer_arrays, from_array=_rebuild)
-            return value
-        except (wire.WireError, KeyError, TypeError, ValueError, RecursionError) as error:
-            raise StudentError(f"{self.function} returned something the grader cannot read "
-                               f"({str(error)[:200]})") from None
-
     # -- internals ------------------------------------------------------------------------------
+    def _await_end(self, function: str):
+        """The {"ended"} that follows every server; without it the notebook's process is not to be trusted."""
+        self.current, self._closing = None, None
+        answer, _ = self._receive(10.0, f"ending {function}")
+        if not (isinstance(answer, dict) and isinstance(answer.get("ended"), str)):
+            self._die("the process running your notebook sent an unreadable answer")
+
     def _send(self, description, arrays):
         try:
             wire.write_frame(self._requests, wire.pack(description, arrays))
@@ -401,6 +405,8 @@ class StudentProcess:
 
     def _receive(self, seconds: float, doing: str, limit: float | None = None):
         """One frame within `seconds`; `limit` is the limit to name when it does not come (default: seconds)."""
+        if not self.alive:
+            raise StudentError(self.dead_reason or "the process running your notebook has ended")
         fd = self._replies
         deadline = time.monotonic() + seconds
         buffer = bytearray()
@@ -411,16 +417,16 @@ class StudentProcess:
             while len(buffer) < needed:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not selector.select(remaining):
-                    self._die(f"{self.function} took longer than {limit or seconds:.0f} s while {doing} "
+                    self._die(f"your code took longer than {limit or seconds:.0f} s while {doing} "
                               "(an endless loop, or far too much work?)")
                 chunk = os.read(fd, min(1 << 20, needed - len(buffer)))
                 if not chunk:
-                    self._die(self._exit_description(doing))
+                    self._die(f"the process running your code stopped while {doing}")
                 buffer += chunk
                 if not header_done and len(buffer) >= wire.HEADER.size:
                     (length,) = wire.HEADER.unpack(bytes(buffer[:wire.HEADER.size]))
                     if length > wire.MAX_FRAME_BYTES:
-                        self._die(f"{self.function} returned more data than the grader accepts")
+                        self._die("your code returned more data than the grader accepts")
                     del buffer[:wire.HEADER.size]
                     needed, header_done = length, True
         try:
@@ -428,23 +434,95 @@ class StudentProcess:
         except (wire.WireError, RecursionError) as error:
             self._die(f"the sandboxed process sent an unreadable answer ({error})")
 
-    def _exit_description(self, doing: str) -> str:
-        status = self.sandbox.exit_status(self.pid)
-        if status is None or status == "running":
-            return f"the process running your code stopped answering while {doing}"
-        kind, number = status.split()
-        if kind == "signal":
-            name = signal.Signals(int(number)).name
-            hint = " (probably out of memory)" if int(number) == signal.SIGKILL else ""
-            return f"the process running your code was killed by {name}{hint} while {doing}"
-        return (f"the process running your code exited (status {number}) while {doing}: "
-                "do not call sys.exit, os._exit or exit() in your functions")
-
     def _die(self, reason: str):
+        """Kills the notebook's processes: the next function gets a fresh run."""
         self.dead_reason = reason
-        self.sandbox.kill(self.pid)
+        if self.pid is not None:
+            self.sandbox.kill(self.pid)
         self.close()
         raise StudentError(reason)
+
+
+class FunctionProcess:
+    """Calls to one graded function, served by a fork of the notebook's state."""
+
+    def __init__(self, notebook: NotebookProcess, function: str):
+        self.notebook, self.function, self.limits = notebook, function, notebook.limits
+        self.dead_reason = None
+        self.callbacks = {}   # name -> handler(request, arrays) -> (answer, arrays), for calls back from the sandbox
+        self.last_inputs_after = None  # [args, kwargs] as the student's code left them after the last call
+
+    @property
+    def is_open(self) -> bool:
+        return self.notebook.current is self and self.notebook.alive
+
+    def close(self):
+        if self.is_open:
+            self.notebook._send({"close": True}, {})
+            self.notebook.current, self.notebook._closing = None, self.function
+
+    def call(self, *args, **kwargs):
+        if self.dead_reason:
+            raise StudentError(self.dead_reason)
+        if not self.is_open:
+            raise StudentError(f"{self.function} is not open")
+        try:
+            return self._call(args, kwargs)
+        except StudentError as error:
+            if not self.is_open and self.dead_reason is None:
+                self.dead_reason = str(error)
+            raise
+
+    def _call(self, args, kwargs):
+        notebook = self.notebook
+        arrays: dict[str, np.ndarray] = {}
+        description = {"args": wire.encode(list(args), arrays, to_numpy=_trusted_to_numpy),
+                       "kwargs": wire.encode(dict(kwargs), arrays, to_numpy=_trusted_to_numpy)}
+        notebook._send(description, arrays)
+        # One budget per call, not per message: only the time spent waiting for the student's code counts
+        # (the grader's own work on a call back, e.g. running the real pipeline, does not).
+        budget = self.limits.call_seconds
+        doing = f"running {self.function}"
+        while True:
+            waited = time.monotonic()
+            answer, answer_arrays = notebook._receive(budget, doing, limit=self.limits.call_seconds)
+            budget -= time.monotonic() - waited
+            if not isinstance(answer, dict):
+                notebook._die("the sandboxed process sent an unreadable answer (not a message)")
+            if "ended" in answer:
+                notebook.current = None
+                self.dead_reason = _ended_description(answer["ended"], doing)
+                raise StudentError(self.dead_reason)
+            if "callback" not in answer:
+                break
+            handler = self.callbacks.get(answer["callback"]) if isinstance(answer["callback"], str) else None
+            if handler is None:
+                notebook._send({"error": "this object is not available here"}, {})
+                continue
+            request = answer.get("request") if isinstance(answer.get("request"), dict) else {}
+            notebook._send(*handler(request, answer_arrays))
+        if "error" in answer:
+            raise StudentError(f"{self.function} raised an error:\n{answer['error']}", answer.get("output", ""))
+        try:
+            value = wire.decode(answer["value"], answer_arrays, from_array=_rebuild)
+            self.last_inputs_after = wire.decode(answer["inputs_after"], answer_arrays, from_array=_rebuild)
+            return value
+        except (wire.WireError, KeyError, TypeError, ValueError, RecursionError) as error:
+            raise StudentError(f"{self.function} returned something the grader cannot read "
+                               f"({str(error)[:200]})") from None
+
+
+def _ended_description(status, doing: str) -> str:
+    kind, _, number = str(status).partition(" ")
+    if kind == "signal" and number.isdigit():
+        try:
+            name = signal.Signals(int(number)).name
+        except ValueError:
+            name = f"signal {number}"
+        hint = " (probably out of memory)" if int(number) == signal.SIGKILL else ""
+        return f"the process running your code was killed by {name}{hint} while {doing}"
+    return (f"the process running your code exited (status {number[:8]}) while {doing}: "
+            "do not call sys.exit, os._exit or exit() in your functions")
 
 
 def _python_under_tmp() -> bool:
@@ -508,7 +586,7 @@ class Linear:
 @dataclass
 class PipelineHandle:
     """Passed as an argument: the student's code receives a pipeline proxy whose calls come back to
-    StudentProcess.callbacks["pipeline"] (see sd_pipeline.RecordingPipeline)."""
+    FunctionProcess.callbacks["pipeline"] (see sd_pipeline.RecordingPipeline)."""
     height: int
     width: int
 

@@ -1,7 +1,7 @@
 """The text-to-image pipeline Exercise 4 is graded with; it lives in the trusted grading process.
 
 Student code never touches it directly: inside the sandbox `pipe` is a proxy whose calls come back
-here (sandbox.StudentProcess callbacks), are checked, run on the real pipeline, recorded, and
+here (sandbox.FunctionProcess callbacks), are checked, run on the real pipeline, recorded, and
 answered with plain image arrays. The pipeline is loaded once per grading process and reused for
 every submission that process grades.
 """

@@ -1,12 +1,12 @@
-"""Runs inside the sandbox: defines the student's code, then answers calls until stdin closes.
+"""Runs inside the sandbox: serves calls to one of the student's functions (see notebook_run.py).
 
-Protocol (see wire.py): the first frame carries {"program", "function"}; the runner answers
-{"ok": true} or {"error": ...}. Each later frame is a call {"args", "kwargs"} answered with
-{"value"} or {"error"}. Everything here is untrusted once the student's code has run: the grader
-checks every answer itself and only ever reads arrays from it.
+After the notebook has run, the grader opens a function by name and sends calls {"args", "kwargs"},
+each answered with {"value", "inputs_after"} or {"error"}; {"close": true} ends the server. Everything
+here is untrusted once the student's code has run: the grader checks every answer itself and only
+ever reads arrays from it.
 """
+import builtins
 import io
-import linecache
 import os
 import sys
 import traceback
@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import wire  # noqa: E402  (copied next to this file inside the sandbox)
 
 OUTPUT_KEEP = 4096
-SOURCE_NAME = "<submission>"
+PRISTINE_BUILTINS = dict(vars(builtins))   # taken before any student code runs
 
 
 class CappedText(io.TextIOBase):
@@ -49,8 +49,9 @@ AVAILABLE = []   # the packages a graded notebook may import, as the grader told
 
 
 def student_traceback(error):
-    frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename == SOURCE_NAME]
-    lines = [f"  line {f.lineno}, in {f.name}: {(f.line or '').strip()}" for f in frames[-4:]]
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename.startswith("<code cell ")]
+    lines = [f"  {f.filename.strip('<>')}, line {f.lineno}, in {f.name}: {(f.line or '').strip()}"
+             for f in frames[-4:]]
     message = f"{type(error).__name__}: {error}"[:600]
     if isinstance(error, ImportError) and AVAILABLE:
         missing = (error.name or "").split(".")[0] or "that module"
@@ -81,7 +82,7 @@ def to_numpy(value):
     return None
 
 
-CHANNEL = {}   # the protocol's file descriptors, set in main(); the pipeline proxy calls back through them
+CHANNEL = {}   # the protocol's file descriptors, set in serve(); the pipeline proxy calls back through them
 
 
 class GradingPipeline:
@@ -164,45 +165,54 @@ def from_array(kind, array):
     raise wire.WireError(f"unknown argument kind {kind}")
 
 
-def main():
-    requests = os.dup(0)
-    replies = os.dup(1)
-    CHANNEL.update(requests=requests, replies=replies)
+CAPTURED = CappedText()
+
+
+def take_streams():
+    """The protocol's fds, moved off 0 and 1; the standard streams then go nowhere or into CAPTURED."""
+    requests, replies = os.dup(0), os.dup(1)
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):            # raw writes to the standard streams go nowhere
         os.dup2(devnull, fd)
-    captured = CappedText()
-    sys.stdout = sys.stderr = captured
+    sys.stdout = sys.stderr = CAPTURED
     sys.stdin = io.StringIO()
+    return requests, replies
+
+
+def discard_output():
+    CAPTURED.take()
+    sys.stdout = sys.stderr = CAPTURED   # a cell may have replaced them
+
+
+def restore_builtins():
+    """The notebook may have replaced what this file relies on (isinstance, len...)."""
+    for key, value in PRISTINE_BUILTINS.items():
+        if vars(builtins).get(key) is not value:
+            vars(builtins)[key] = value
+
+
+def serve(namespace, name, requests, replies):
+    """Answers calls to namespace[name] until {"close"} or the end of the stream."""
+    restore_builtins()
+    CHANNEL.update(requests=requests, replies=replies)
+    discard_output()
 
     def reply(description, arrays=None):
-        description["output"] = captured.take()
+        description["output"] = CAPTURED.take()
         wire.write_frame(replies, wire.pack(description, arrays or {}))
 
-    first = wire.read_frame(requests)
-    if first is None:
-        return
-    setup, _ = wire.unpack(first)
-    AVAILABLE[:] = [str(name) for name in setup.get("packages", [])]
-    namespace = {"__name__": "__main__", "__builtins__": __builtins__}
-    try:
-        import torch
-        torch.set_num_threads(1)
-        linecache.cache[SOURCE_NAME] = (len(setup["program"]), None, setup["program"].splitlines(True), SOURCE_NAME)
-        exec(compile(setup["program"], SOURCE_NAME, "exec"), namespace)
-        function = namespace.get(setup["function"])
-        if not callable(function):
-            raise NameError(f"{setup['function']} is not a function in the submission")
-    except BaseException as error:  # SystemExit too: a student's sys.exit is their error, not ours
-        reply({"error": student_traceback(error)})
+    function = namespace.get(name)
+    if not callable(function):
+        reply({"error": f"{name} is not defined", "missing": True})
         return
     reply({"ok": True})
-
     while True:
         frame = wire.read_frame(requests)
         if frame is None:
             return
         description, arrays = wire.unpack(frame)
+        if description.get("close"):
+            return
         args = wire.decode(description["args"], arrays, from_array=from_array)
         kwargs = wire.decode(description["kwargs"], arrays, from_array=from_array)
         try:
@@ -214,7 +224,3 @@ def main():
             reply({"error": student_traceback(error)})
             continue
         reply({"value": encoded, "inputs_after": inputs_after}, out_arrays)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,21 +1,20 @@
-"""A submitted notebook -> the source of one graded function and everything it needs.
+"""A submitted notebook -> the code cells the grading run executes, in order (notebook_run.py runs them).
 
-Only the notebook's code is read, never its nbgrader metadata (a student can edit that). Each code
-cell is turned into plain Python (magics and shell escapes are dropped), parsed on its own so that
-a syntax error costs only its cell, and the top-level imports, functions, classes and simple
-assignments are kept. For a graded function we emit just the definitions it reaches, in notebook
-order, so the last definition of a name wins as it would in Jupyter and unrelated top-level code
-(plots, prints, monkeypatching statements) never runs.
+Only the notebook's code is taken from the submission. Each code cell is turned into plain Python
+(magics and shell escapes become `pass`) and parsed here, so that a syntax error costs only its cell
+and absurd sizes are refused before anything reaches the sandbox. The instructor's locked cells are
+taken from the release, not from the submission (as nbgrader's autograde restores them), and the
+heavy ones (loading a model, training) are replaced by the stand-ins the assignment declares.
 """
 from __future__ import annotations
 
 import ast
 import errno
+import functools
 import json
 import os
 import re
 import stat
-import symtable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,43 +26,24 @@ class SubmissionError(Exception):
 
 
 @dataclass
-class Definition:
-    names: tuple[str, ...]          # names this statement binds at module level
-    source: str                     # the statement's code
-    uses: frozenset[str]            # names it reads (bodies, defaults, decorators, bases)
-    order: int                      # position in the notebook
-    is_import: bool = False
+class Cell:
+    number: int          # position among the notebook's code cells, from 1, as the student counts them
+    source: str          # plain Python
+    provided: bool = False   # the instructor's locked cell from the release, or its stand-in
 
 
 @dataclass
 class StudentCode:
-    definitions: list[Definition] = field(default_factory=list)
-    skipped_cells: list[str] = field(default_factory=list)   # readable notes on cells we could not parse
+    cells: list[Cell] = field(default_factory=list)
+    skipped_cells: list[str] = field(default_factory=list)   # readable notes on cells we could not use
 
     def defines(self, name: str) -> bool:
-        return any(name in d.names for d in self.definitions)
-
-    def program_for(self, function_name: str) -> str:
-        """The module source defining `function_name` and, transitively, what it uses."""
-        last_binding: dict[str, Definition] = {}
-        for definition in self.definitions:
-            for name in definition.names:
-                last_binding[name] = definition
-        needed: set[int] = set()
-        pending = [function_name]
-        seen: set[str] = set()
-        while pending:
-            name = pending.pop()
-            if name in seen or name not in last_binding:
-                continue
-            seen.add(name)
-            definition = last_binding[name]
-            needed.add(definition.order)
-            pending.extend(definition.uses)
-        chosen = [d for d in self.definitions if d.order in needed or "*" in d.names]
-        # Imports first: cells may be in any order, and a constant may need a module imported later.
-        chosen.sort(key=lambda d: (not d.is_import, d.order))
-        return "\n\n".join(d.source for d in chosen) + "\n"
+        """Whether some cell defines a function or class `name`, at any depth (a definition inside
+        `with` or `if` still counts). Only used to recognise which assignment a notebook is."""
+        for cell in self.cells:
+            if not cell.provided and re.search(rf"\b(?:def|class)\s+{re.escape(name)}\b", cell.source):
+                return True
+        return False
 
 
 def read_notebook_bytes(path: Path) -> bytes:
@@ -88,8 +68,8 @@ def read_notebook_bytes(path: Path) -> bytes:
     return data
 
 
-def read_code_cells(path: Path) -> list[str]:
-    """Sources of the code cells of a notebook file, in document order."""
+def read_code_cells(path: Path) -> list[tuple[str | None, str]]:
+    """(grade_id, source) of the code cells of a notebook file, in document order."""
     data = read_notebook_bytes(Path(path))
     try:
         document = json.loads(data.decode("utf-8"))
@@ -106,22 +86,27 @@ def read_code_cells(path: Path) -> list[str]:
         if isinstance(source, list):
             source = "".join(part for part in source if isinstance(part, str))
         if isinstance(source, str):
-            sources.append(source)
+            sources.append((_grade_id(cell), source))
     return sources
 
 
-def _segments(source: str, statements: list) -> list[str]:
-    """Each statement's source text, in one pass (ast.get_source_segment re-splits the whole cell per call)."""
-    lines = source.splitlines(keepends=True)
-    starts = [0]
-    for line in lines:
-        starts.append(starts[-1] + len(line))
-    encoded = [line.encode("utf-8") for line in lines]
+def _grade_id(cell: dict) -> str | None:
+    metadata = cell.get("metadata")
+    nbgrader = metadata.get("nbgrader") if isinstance(metadata, dict) else None
+    grade_id = nbgrader.get("grade_id") if isinstance(nbgrader, dict) else None
+    return grade_id if isinstance(grade_id, str) else None
 
-    def offset(lineno, col):   # ast columns are byte offsets into the line's UTF-8
-        return starts[lineno - 1] + len(encoded[lineno - 1][:col].decode("utf-8", "replace"))
-    return [source[offset(node.lineno, node.col_offset):offset(node.end_lineno, node.end_col_offset)]
-            for node in statements]
+
+@functools.cache
+def locked_cells(release_notebook: Path) -> dict[str, str]:
+    """grade_id -> source of the release's locked code cells (the instructor's, never the student's)."""
+    document = json.loads(Path(release_notebook).read_text())
+    found = {}
+    for cell in document["cells"]:
+        nbgrader = cell.get("metadata", {}).get("nbgrader", {})
+        if cell["cell_type"] == "code" and nbgrader.get("locked") and nbgrader.get("grade_id"):
+            found[nbgrader["grade_id"]] = "".join(cell["source"])
+    return found
 
 
 _MAGIC_LINE = re.compile(r"^(\s*)(?:[!%]|\?)")                    # !ls, %time f(), ?obj
@@ -131,9 +116,17 @@ _HELP_LINE = re.compile(r"^(\s*)[\w.]+\?{1,2}\s*$")                # obj? obj??
 
 def _to_python(cell_source: str) -> str:
     """IPython syntax -> plain Python, line by line: magics, shell escapes and help lines become `pass`
-    (their results are never replayed), and a cell magic makes the whole cell not Python. Linear in the
+    (their results are never replayed), `%%writefile` writes its file, and any other cell magic makes
+    the whole cell not Python. Linear in the
     cell's size, unlike IPython's own transformer (quadratic on thousands of `!` lines)."""
-    if cell_source.lstrip().startswith("%%"):
+    stripped = cell_source.lstrip()
+    if stripped.startswith("%%writefile"):   # a helper module written from the notebook, then imported
+        header, _, body = stripped.partition("\n")
+        words = header.split()[1:]
+        if words and words[-1] != "-a":
+            mode = "a" if "-a" in words[:-1] else "w"
+            return f"with open({words[-1]!r}, {mode!r}) as _writefile:\n    _writefile.write({body!r})\n"
+    if stripped.startswith("%%"):
         return ""
     try:   # plain Python stays as it is (a line like "%d items" may sit inside a string)
         ast.parse(cell_source)
@@ -151,80 +144,37 @@ def _to_python(cell_source: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _module_names_used(source: str) -> frozenset[str]:
-    """Module-level names a statement reads: at top level, and as globals inside its functions and
-    classes (parameters and local variables are not dependencies)."""
-    try:
-        table = symtable.symtable(source, "<cell>", "exec")
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return frozenset()
-    names: set[str] = set()
-    pending = [table]
-    while pending:
-        scope = pending.pop()
-        for symbol in scope.get_symbols():
-            at_top = scope.get_type() == "module"
-            if symbol.is_referenced() and (at_top or symbol.is_global()):
-                names.add(symbol.get_name())
-        pending.extend(scope.get_children())
-    return frozenset(names)
-
-
-def _bound_names(statement: ast.stmt) -> tuple[str, ...]:
-    if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-        return (statement.name,)
-    if isinstance(statement, (ast.Import, ast.ImportFrom)):
-        return tuple("*" if alias.name == "*" else (alias.asname or alias.name).split(".")[0]
-                     for alias in statement.names)
-    if isinstance(statement, ast.Assign):
-        targets = statement.targets
-    elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
-        targets = [statement.target]
-    else:
-        return ()
-    names = []
-    for target in targets:
-        elements = target.elts if isinstance(target, (ast.Tuple, ast.List)) else [target]
-        if not all(isinstance(e, ast.Name) for e in elements):
-            return ()  # attribute or subscript targets mutate other objects: never replay them
-        names.extend(e.id for e in elements)
-    return tuple(names)
-
-
 # A notebook of the exercises has a few hundred lines of code. Far more is no answer but a way to keep
 # the grader busy (parsing runs in the trusted process): such cells are skipped, with a note.
 MAX_CELL_CHARACTERS = 50_000
 MAX_CODE_CHARACTERS = 300_000
 
 
-def extract_student_code(path: Path) -> StudentCode:
+def extract_student_code(path: Path, provided: dict[str, str] | None = None,
+                         stand_ins: dict[str, str] | None = None) -> StudentCode:
+    """The cells to run. `provided`: the release's locked cells by grade_id, used in place of the
+    submission's copies; `stand_ins`: grade_id -> the code run instead of that (heavy) cell."""
+    provided, stand_ins = provided or {}, stand_ins or {}
     code = StudentCode()
-    order = 0
     total = 0
-    for index, cell_source in enumerate(read_code_cells(path)):
+    for number, (grade_id, cell_source) in enumerate(read_code_cells(path), start=1):
+        if grade_id in stand_ins or grade_id in provided:
+            source = stand_ins.get(grade_id, provided.get(grade_id))
+            code.cells.append(Cell(number, source, provided=True))
+            continue
         total += len(cell_source)
         if len(cell_source) > MAX_CELL_CHARACTERS or total > MAX_CODE_CHARACTERS:
-            code.skipped_cells.append(f"code cell {index + 1} was ignored: it is longer than a notebook's code "
+            code.skipped_cells.append(f"code cell {number} was ignored: it is longer than a notebook's code "
                                       f"may be ({len(cell_source)} characters; {MAX_CELL_CHARACTERS} per cell, "
                                       f"{MAX_CODE_CHARACTERS} in all)")
             continue
         python_source = _to_python(cell_source)
         try:
-            module = ast.parse(python_source)
-            statements = [s for s in module.body if _bound_names(s)]
-            sources = _segments(python_source, statements)
+            ast.parse(python_source)
         except (SyntaxError, ValueError, RecursionError, MemoryError) as error:
             line = getattr(error, "lineno", None)
             where = f" (line {line})" if line else ""
-            code.skipped_cells.append(f"code cell {index + 1} has a syntax error{where} and was ignored")
+            code.skipped_cells.append(f"code cell {number} has a syntax error{where} and was ignored")
             continue
-        for statement, source in zip(statements, sources):
-            names = _bound_names(statement)
-            # Decorators are part of the definition but not of its source segment.
-            decorators = getattr(statement, "decorator_list", [])
-            if decorators:
-                source = "\n".join("@" + ast.unparse(d) for d in decorators) + "\n" + source
-            code.definitions.append(Definition(names, source, _module_names_used(source), order,
-                                               isinstance(statement, (ast.Import, ast.ImportFrom))))
-            order += 1
+        code.cells.append(Cell(number, python_source))
     return code

@@ -1,12 +1,11 @@
-"""Runs inside the sandbox: imports torch once, then forks one child per graded function.
+"""Runs inside the sandbox: imports torch once, then forks one child per submission to run its notebook.
 
-Starting a Python process that imports torch costs over a second, three times per submission. This
-process pays it once per grading worker. The grader talks to it over a SOCK_SEQPACKET socket on
+Starting a Python process that imports torch and matplotlib costs over a second. This process pays it
+once per grading worker; the child it forks runs the notebook (notebook_run.py). The grader talks to it over a SOCK_SEQPACKET socket on
 fd 0, one message per request:
 
-    spawn {limits}  + 2 fds   -> "child PID"   the child reads calls on the first fd, answers on the second
+    spawn {limits}  + 2 fds   -> "child PID"   the child reads requests on the first fd, answers on the second
     kill PID                  -> "ok"          kills that child's process group
-    status PID                -> "exit N" | "signal N" | "running"
     reset                     -> "clean"       between two submissions: see reset()
 
 Nothing of one student reaches the next: a child never sees the control socket, the zygote never
@@ -16,16 +15,16 @@ every descendant and wipes every writable place and every System V IPC object be
 submission's first child is forked. If it cannot, the zygote exits and the grader starts a new one.
 """
 import ctypes
+import gc
 import json
 import os
 import resource
-import signal
 import socket
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import student_runner  # noqa: E402  (copied next to this file inside the sandbox)
+import notebook_run  # noqa: E402  (copied next to this file inside the sandbox)
+import processes  # noqa: E402
 import syscall_filter  # noqa: E402
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -40,13 +39,35 @@ SYSCALL_FILTER = []   # built once by preload(), loaded into every child
 
 def preload():
     """What nearly every child imports, paid for once. No thread may be running when we fork."""
-    import numpy  # noqa: F401
+    if os.environ.get("AUTOGRADER_STUDENT_LIB"):   # the course library the notebooks import
+        sys.path.append(os.environ["AUTOGRADER_STUDENT_LIB"])
+    import numpy
     import PIL.Image  # noqa: F401
     import torch
     import torch.nn.functional  # noqa: F401
 
     torch.set_num_threads(1)
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    # Nobody looks at the grading run's figures: laying them out and showing them only costs time.
+    Figure.tight_layout = plt.tight_layout = lambda *args, **kwargs: None
+    plt.show = lambda *args, **kwargs: plt.close("all")
+    figure, axes = plt.subplots(1, 2)   # a first figure loads fonts and caches: once here, not per notebook
+    image = axes[0].imshow(numpy.zeros((2, 2)))
+    figure.colorbar(image, ax=axes[0])
+    axes[1].barh([0, 1], [1, 2])
+    axes[1].text(0, 0, "warm-up")
+    axes[1].set_xticks([0, 1], ["a", "b"])
+    plt.close(figure)
     SYSCALL_FILTER.append(syscall_filter.build())
+    for folder in SCRATCH:   # caches written by these imports (matplotlib's fonts): the first child finds none
+        wipe(folder)
+    # Children's garbage collections would walk (and copy, page by page) every object imported here.
+    gc.collect()
+    gc.freeze()
 
 
 def run_child(fds, limits):
@@ -63,7 +84,7 @@ def run_child(fds, limits):
     except OSError:
         pass
     SYSCALL_FILTER[0].load()   # last: no student code has run yet, none will run without it
-    student_runner.main()
+    notebook_run.main()
 
 
 def spawn(control, fds, limits):
@@ -80,59 +101,6 @@ def spawn(control, fds, limits):
     for fd in fds:
         os.close(fd)
     return pid
-
-
-def status(pid):
-    for _ in range(100):   # the child closed its end; give it a moment to exit
-        try:
-            done, code = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            return "exit -1"
-        if done:
-            return f"signal {os.WTERMSIG(code)}" if os.WIFSIGNALED(code) else f"exit {os.WEXITSTATUS(code)}"
-        time.sleep(0.02)
-    return "running"
-
-
-def descendants():
-    """Every other process in our reach: as subreaper, orphans of our children become ours."""
-    me = os.getpid()
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == me:
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                parent = int(handle.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        if parent == me:
-            found.append(int(entry))
-    return found
-
-
-def kill_group(pid):
-    """The child and its process group (it called setsid; whatever left the group is found at reset)."""
-    for target in (-pid, pid):
-        try:
-            os.kill(target, signal.SIGKILL)
-        except OSError:
-            pass
-
-
-def kill_everything():
-    for _ in range(200):
-        children = descendants()
-        if not children:
-            return True
-        for pid in children:
-            kill_group(pid)
-        for pid in children:
-            try:
-                os.waitpid(pid, 0)
-            except ChildProcessError:
-                pass
-    return False
 
 
 def wipe(folder):
@@ -169,7 +137,7 @@ def remove_ipc_objects():
 
 
 def reset():
-    if not kill_everything():
+    if not processes.kill_all_children():
         return False
     for folder in SCRATCH:
         wipe(folder)
@@ -199,10 +167,8 @@ def main():
                     os.close(fd)
                 answer = f"error {error}"
         elif verb == "kill":
-            kill_group(int(argument))
+            processes.kill_group(int(argument))
             answer = "ok"
-        elif verb == "status":
-            answer = status(int(argument))
         elif verb == "reset":
             try:
                 clean = reset()

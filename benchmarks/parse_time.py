@@ -41,7 +41,7 @@ def main() -> None:
             started = time.perf_counter()
             try:
                 code = extract_student_code(path)
-                kept = f"{len(code.definitions)} definitions kept, {len(code.skipped_cells)} cells skipped"
+                kept = f"{len(code.cells)} cells kept, {len(code.skipped_cells)} cells skipped"
             except SubmissionError as error:
                 kept = f"refused: {str(error)[:60]}"
             print(f"{name}: {time.perf_counter() - started:.2f} s ({kept})")

@@ -48,6 +48,8 @@ class Variant:
     guidance_norms: str | None = None
     generate_guidance_sweep: str | None = None
     extra_cells: list[str] = field(default_factory=list)  # appended code cells
+    before: dict[str, list[str]] = field(default_factory=dict)   # grade_id -> code cells inserted just before it
+    after: dict[str, list[str]] = field(default_factory=dict)    # grade_id -> code cells inserted just after it
     strip_metadata: bool = False
     reverse_cells: bool = False
     raw_bytes: bytes | None = None                        # not a notebook at all
@@ -183,6 +185,171 @@ def generate_guidance_sweep(pipe, prompt, guidance_scales, seed=42, num_inferenc
                           "generate_guidance_sweep"),
     "sweep_wrong_type": (variant_with(generate_guidance_sweep=GOOD_SWEEP.replace(
         "return images", "return [np.asarray(image) for image in images]")), "generate_guidance_sweep"),
+}
+
+
+# Notebook styles students really write: each runs top to bottom in Jupyter and passes the visible
+# tests (tests/test_parity.py proves it in a real kernel), so each must get full marks.
+PARITY = {
+    "guarded_import": variant_with(apply_cfg='''
+try:
+    from torch import lerp as _lerp
+except ImportError:
+    _lerp = None
+
+def apply_cfg(noise_uncond, noise_cond, guidance_scale):
+    if _lerp is None:
+        return noise_uncond + guidance_scale * (noise_cond - noise_uncond)
+    return _lerp(noise_uncond, noise_cond, float(guidance_scale))
+'''),
+    "table_built_in_a_loop": variant_with(before={"apply_cfg": ['''
+CFG_TERMS = {}
+for name, sign in (("uncond", -1.0), ("cond", 1.0)):
+    CFG_TERMS[name] = sign
+''']}, apply_cfg='''
+def apply_cfg(noise_uncond, noise_cond, guidance_scale):
+    direction = CFG_TERMS["cond"] * noise_cond + CFG_TERMS["uncond"] * noise_uncond
+    return noise_uncond + guidance_scale * direction
+'''),
+    "defined_inside_with": variant_with(apply_cfg='''
+with torch.no_grad():
+    def apply_cfg(noise_uncond, noise_cond, guidance_scale):
+        return noise_uncond + guidance_scale * (noise_cond - noise_uncond)
+'''),
+    "defined_inside_if": variant_with(guidance_norms='''
+if "apply_cfg" in globals():
+    def guidance_norms(noise_uncond, noise_cond, guidance_scales):
+        return [apply_cfg(noise_uncond, noise_cond, float(w)).norm().item() for w in guidance_scales]
+else:
+    raise RuntimeError("run the apply_cfg cell first")
+'''),
+    "defined_inside_try": variant_with(cross_attention='''
+try:
+    def cross_attention(x_spatial, x_text, W_Q, W_K, W_V):
+        q, k, v = W_Q(x_spatial), W_K(x_text), W_V(x_text)
+        weights = torch.softmax(q @ k.T / math.sqrt(k.shape[-1]), dim=-1)
+        return weights @ v, weights
+except Exception as problem:
+    print("could not define cross_attention:", problem)
+'''),
+    "closure_factory": variant_with(apply_cfg='''
+def make_guidance(start_from="uncond"):
+    def guide(noise_uncond, noise_cond, guidance_scale):
+        base = noise_uncond if start_from == "uncond" else noise_cond
+        return base + guidance_scale * (noise_cond - noise_uncond)
+    return guide
+
+apply_cfg = make_guidance()
+'''),
+    "functools_partial": variant_with(guidance_norms='''
+import functools
+
+def _norms(noise_uncond, noise_cond, guidance_scales, *, combine):
+    return [float(combine(noise_uncond, noise_cond, w).norm()) for w in guidance_scales]
+
+guidance_norms = functools.partial(_norms, combine=lambda u, c, w: apply_cfg(u, c, w))
+'''),
+    "class_with_call": variant_with(cross_attention='''
+class CrossAttention:
+    def __call__(self, x_spatial, x_text, W_Q, W_K, W_V):
+        scores = self.scores(W_Q(x_spatial), W_K(x_text))
+        weights = scores.softmax(dim=-1)
+        return weights @ W_V(x_text), weights
+
+    @staticmethod
+    def scores(q, k):
+        return q @ k.T / k.shape[-1] ** 0.5
+
+cross_attention = CrossAttention()
+'''),
+    "decorated": variant_with(before={"apply_cfg": ['''
+import functools
+
+def no_grad(function):
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with torch.no_grad():
+            return function(*args, **kwargs)
+    return wrapper
+''']}, apply_cfg='''
+@no_grad
+def apply_cfg(noise_uncond, noise_cond, guidance_scale):
+    return noise_uncond + guidance_scale * (noise_cond - noise_uncond)
+'''),
+    "helper_module_written_from_the_notebook": variant_with(before={"cross_attention": ['''
+%%writefile attention_constants.py
+SCORE_EXPONENT = -0.5
+SOFTMAX_AXIS = -1
+''']}, cross_attention='''
+import attention_constants as C
+
+def cross_attention(x_spatial, x_text, W_Q, W_K, W_V):
+    q, k, v = W_Q(x_spatial), W_K(x_text), W_V(x_text)
+    weights = torch.softmax(q @ k.T * k.shape[-1] ** C.SCORE_EXPONENT, dim=C.SOFTMAX_AXIS)
+    return weights @ v, weights
+'''),
+    "global_set_in_a_later_cell": variant_with(apply_cfg='''
+def apply_cfg(noise_uncond, noise_cond, guidance_scale):
+    return noise_uncond + guidance_scale * DIRECTION_SIGN * (noise_cond - noise_uncond)
+''', after={"apply_cfg": ["DIRECTION_SIGN = 1.0  # set after the function, read when it runs"]}),
+    "deleted_and_redefined": variant_with(apply_cfg='''
+def apply_cfg(noise_uncond, noise_cond, guidance_scale):
+    return noise_cond + guidance_scale * (noise_cond - noise_uncond)   # first attempt, wrong
+''', after={"apply_cfg": ["del apply_cfg", '''
+def apply_cfg(noise_uncond, noise_cond, guidance_scale):
+    return noise_uncond + guidance_scale * (noise_cond - noise_uncond)
+''']}),
+    "a_cell_errors_before_the_definition": variant_with(before={"apply_cfg": [
+        "print(undefined_experiment_result)   # a leftover cell that raises NameError"]}),
+    "lambda": variant_with(apply_cfg="apply_cfg = lambda noise_uncond, noise_cond, guidance_scale: "
+                                     "noise_uncond + guidance_scale * (noise_cond - noise_uncond)\n"),
+    "star_import_and_main_guard": variant_with(cross_attention='''
+from math import *
+
+if __name__ == "__main__":
+    def cross_attention(x_spatial, x_text, W_Q, W_K, W_V):
+        q, k, v = W_Q(x_spatial), W_K(x_text), W_V(x_text)
+        weights = torch.softmax(q @ k.T / sqrt(k.shape[-1]), dim=-1)
+        return weights @ v, weights
+'''),
+    "class_attribute_settings": variant_with(before={"generate_guidance_sweep": ['''
+class SweepSettings:
+    generator_device = "cpu"
+''']}, generate_guidance_sweep=GOOD_SWEEP.replace('device="cpu"', "device=SweepSettings.generator_device")),
+    "function_table_from_a_comprehension": variant_with(apply_cfg='''
+_formulas = {name: formula for name, formula in [
+    ("cfg", lambda u, c, w: u + w * (c - u)),
+    ("cond_only", lambda u, c, w: c),
+]}
+
+def apply_cfg(noise_uncond, noise_cond, guidance_scale):
+    return _formulas["cfg"](noise_uncond, noise_cond, guidance_scale)
+'''),
+    "global_counter_and_helper_import_inside": variant_with(cross_attention='''
+calls = 0
+
+def cross_attention(x_spatial, x_text, W_Q, W_K, W_V):
+    global calls
+    import torch.nn.functional as functional
+    calls += 1
+    q, k, v = W_Q(x_spatial), W_K(x_text), W_V(x_text)
+    weights = functional.softmax(q @ k.T / math.sqrt(k.shape[-1]), dim=-1)
+    return weights @ v, weights
+'''),
+}
+
+# Top-level code that would stop or flood a Jupyter "Run All": the grading run leaves such a cell
+# out (or cuts its output) and the correct functions around it keep all their points.
+TOP_LEVEL_SABOTAGE = {
+    "exit_in_a_cell": variant_with(before={"apply_cfg": ["import os\nos._exit(0)"]}),
+    "endless_loop_in_a_cell": variant_with(after={"cross_attention": ["while True:\n    pass"]}),
+    "output_flood_in_a_cell": variant_with(after={"apply_cfg": ['import os\nprint("x" * 50_000_000)\n'
+                                                                'os.write(1, b"y" * 50_000_000)']}),
+    "input_transformer_and_exit": variant_with(extra_cells=[
+        "get_ipython().input_transformers_cleanup.append(lambda lines: ['pass\\n'])",
+        "import sys\nsys.exit('stop here')"]),
+    "builtins_patched_at_top_level": variant_with(after={"guidance_norms": [
+        "import builtins\nbuiltins.isinstance = lambda *args: False\nbuiltins.len = lambda *args: 0"]}),
 }
 
 
@@ -456,6 +623,12 @@ def build(variant: Variant, path: Path, release: Path = RELEASE_NOTEBOOK) -> Pat
         replacement = getattr(variant, grade_id)
         if replacement is not None:
             _source_cell(notebook, grade_id).source = replacement.strip("\n") + "\n"
+    for grade_id, sources in variant.before.items():
+        at = notebook.cells.index(_source_cell(notebook, grade_id))
+        notebook.cells[at:at] = [nbformat.v4.new_code_cell(source) for source in sources]
+    for grade_id, sources in variant.after.items():
+        at = notebook.cells.index(_source_cell(notebook, grade_id)) + 1
+        notebook.cells[at:at] = [nbformat.v4.new_code_cell(source) for source in sources]
     for source in variant.extra_cells:
         notebook.cells.append(nbformat.v4.new_code_cell(source))
     if variant.strip_metadata:

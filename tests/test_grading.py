@@ -35,7 +35,7 @@ def graded(tmp_path_factory, tiny_pipeline_dir):
     started = time.monotonic()
     run = subprocess.run([sys.executable, "-m", "autograder", "grade", str(corpus / "correct"), str(corpus / "mistakes"),
                           str(corpus / "hostile"), "--out", str(out), "--workers", "2", "--call-timeout", "5",
-                          "--sandbox", "bwrap", "--quiet", "--sd-model", str(tiny_pipeline_dir), "--sd-device", "cpu"], capture_output=True, text=True, timeout=1200,
+                          "--cell-timeout", "5", "--sandbox", "bwrap", "--quiet", "--sd-model", str(tiny_pipeline_dir), "--sd-device", "cpu"], capture_output=True, text=True, timeout=1200,
                          env={**__import__("os").environ, "TMPDIR": str(scratch)})
     elapsed = time.monotonic() - started
     return {"run": run, "out": out, "elapsed": elapsed, "corpus": corpus, "scratch": scratch}

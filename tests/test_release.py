@@ -180,6 +180,18 @@ def test_every_solution_region_is_graded_by_hidden_checks(name):
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_stand_ins_replace_locked_cells_of_the_release(name):
+    # The grading run takes locked cells from the release and stands in for the heavy ones: each
+    # stand-in must name a locked code cell there, or a renamed cell would run for real.
+    assignment = REGISTRY[name]
+    from autograder.submission import locked_cells
+
+    locked = locked_cells(assignment.release_notebook)
+    assert set(assignment.stand_ins) <= set(locked), set(assignment.stand_ins) - set(locked)
+    assert "setup" in locked and not any(grade_id in locked for grade_id in assignment.functions)
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_the_gradebook_slots_carry_the_hidden_points(name):
     assignment = REGISTRY[name]
     for folder in ("exercises", "release"):

@@ -4,12 +4,13 @@ Student code here is the hostile kind: each test makes it leave or look for trac
 what the next submission can see. Each probe is first shown to find what it looks for, so a probe
 that cannot see anything would fail the test rather than pass it.
 """
+import contextlib
 import os
 
 import pytest
 
 from autograder import sandbox as sandbox_module
-from autograder.sandbox import CGROUP_V1, Limits, Sandbox, StudentError, StudentProcess, bwrap_path
+from autograder.sandbox import CGROUP_V1, Limits, NotebookProcess, Sandbox, StudentError, bwrap_path
 
 pytestmark = pytest.mark.skipif(bwrap_path() is None, reason="bubblewrap cannot create namespaces on this machine")
 
@@ -46,13 +47,14 @@ def probe():
             pass
     with open("/proc/sysvipc/shm") as handle:
         found += ["shm " + line.split()[0] for line in handle.read().splitlines()[1:]]
-    others = [p for p in os.listdir("/proc") if p.isdigit() and int(p) not in (1, os.getpid(), os.getppid())]
+    others = [p for p in os.listdir("/proc") if p.isdigit() and int(p) != 1]
     for pid in others:
         try:
             state = open("/proc/%s/stat" % pid).read().rsplit(")", 1)[1].split()[0]
+            group = os.getpgid(int(pid))
         except OSError:
             continue
-        if state != "Z":
+        if state != "Z" and group != os.getpgid(0):   # not one of this notebook's own processes
             found.append("process " + pid)
     return len(found)
 '''
@@ -65,6 +67,11 @@ def reach():
     libc = ctypes.CDLL(None, use_errno=True)
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            if os.getpgid(int(entry)) == os.getpgid(0):   # this notebook's own processes hold nothing of others
+                continue
+        except OSError:
             continue
         pid = int(entry)
         for path in ("/proc/%d/mem" % pid, "/proc/%d/environ" % pid):
@@ -117,8 +124,15 @@ def sandbox():
     box.close()
 
 
+@contextlib.contextmanager
+def opened(sandbox, program, function):
+    """`function` of a one-cell notebook holding `program`, run in `sandbox`."""
+    with NotebookProcess([{"number": 1, "source": program}], sandbox) as notebook:
+        yield notebook.open(function)
+
+
 def run(sandbox, program, function, *args):
-    with StudentProcess(program, function, sandbox) as process:
+    with opened(sandbox, program, function) as process:
         return process.call(*args)
 
 
@@ -166,17 +180,17 @@ def test_nothing_can_be_left_outside_the_places_reset_empties(sandbox):
 
 def test_a_hung_child_is_killed_and_the_sandbox_serves_the_next(sandbox):
     hang = "def f():\n    while True:\n        pass\n"
-    with StudentProcess(PROBE, "probe", sandbox) as alive:
+    with opened(sandbox, PROBE, "probe") as alive:
         with pytest.raises(StudentError, match="took longer than 3 s"):
             run(sandbox, hang, "f")
-        assert alive.call() >= 0        # another function of the same submission still answers
+        assert alive.call() >= 0        # another notebook in the same sandbox still answers
     assert run(sandbox, "def f(x):\n    return x + 1\n", "f", 41) == 42
 
 
 def test_a_child_cannot_kill_the_zygote(sandbox):
     # The zygote is the sandbox's PID 1: signals from inside its namespace cannot kill or stop it.
     killer = "import os, signal\ndef f():\n    for s in (signal.SIGKILL, signal.SIGTERM, signal.SIGSTOP):\n" \
-             "        os.kill(1, s)\n    return os.getppid()\n"
+             "        os.kill(1, s)\n    os.kill(1, 0)\n    return 1\n"
     assert run(sandbox, killer, "f") == 1
     zygote = sandbox.process.pid
     assert run(sandbox, "def f(x):\n    return x + 1\n", "f", 41) == 42
@@ -199,7 +213,7 @@ def f():
     return forked
 """
     fresh = run(sandbox, PROBE, "probe")
-    with StudentProcess(forker, "f", sandbox) as greedy:
+    with opened(sandbox, forker, "f") as greedy:
         assert greedy.call() < sandbox.limits.processes    # the limit held
         assert run(sandbox, "def f():\n    return 5\n", "f") == 5   # its next function still starts
     sandbox.reset()

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+COURSE_ROOT = HERE.parent.parent   # exercises/, release/ and solutions/ sit here
 
 
 @dataclass(frozen=True)
@@ -18,11 +19,19 @@ class Assignment:
     title: str
     functions: dict[str, float]     # graded function -> points of its hidden checks
     manual: dict[str, float] = field(default_factory=dict)   # grade_id of a hand-graded answer cell -> points
+    # grade_id of a locked cell too heavy for the grading run (a model download, training) -> the code
+    # run in its place ("" skips it). Every other locked cell runs as released.
+    stand_ins: dict[str, str] = field(default_factory=dict)
 
     @property
     def notebook(self) -> str:
         """The file name students submit."""
         return f"{self.name}.ipynb"
+
+    @property
+    def release_notebook(self) -> Path:
+        """What students got: its locked cells are the ones the grading run uses."""
+        return COURSE_ROOT / "release" / self.name / self.notebook
 
     @property
     def checks_dir(self) -> Path:
@@ -44,17 +53,26 @@ ASSIGNMENTS: dict[str, Assignment] = {a.name: a for a in (
         title="Text Conditioning & Guidance",
         functions={"cross_attention": 10, "apply_cfg": 7, "guidance_norms": 3, "generate_guidance_sweep": 10},
         manual={"answer_cfg_predictions": 1, "answer_guidance_reflection": 2},
+        stand_ins={"guidance_sweep_demo": ""},
     ),
     Assignment(
         name="text_conditioning_clip",
         title="Text Conditioning with CLIP",
         functions={"cross_attention_weights": 4},
+        # Everything that needs CLIP, the data or the trained model; the student's cells still run.
+        stand_ins=dict.fromkeys(("load_clip", "clip_similarity", "cross_attention_demo", "test_cross_attention_weights",
+                                 "token_attention_demo", "load_data", "build_model", "forward_check", "show_data",
+                                 "null_text", "train", "loss_plot", "sample_classes", "sample_scales",
+                                 "sample_creative"), ""),
     ),
 )}
 
 # What a graded notebook may import: the grader's environment has these (requirements.lock), the
 # notebooks' set-up text lists them, and an ImportError in student code names them.
 STUDENT_PACKAGES = ("math", "numpy", "torch", "einops", "PIL", "matplotlib", "diffusers", "transformers")
+
+# The course's own library that notebooks import (Lesson 2): the sandbox gets a read-only copy of it.
+STUDENT_LIBRARIES = ("text_to_image",)
 
 ALL_GRADED_FUNCTIONS = frozenset(f for a in ASSIGNMENTS.values() for f in a.functions)
 
