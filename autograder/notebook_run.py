@@ -21,7 +21,6 @@ Protocol with the grader (wire.py frames):
     <- {"ended": "exit N" | "signal N"}                        after every server, closed or dead
 """
 import builtins
-import ctypes
 import json
 import linecache
 import os
@@ -34,8 +33,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import processes  # noqa: E402  (copied next to this file inside the sandbox)
 import student_runner  # noqa: E402
 import wire  # noqa: E402
-
-PR_SET_CHILD_SUBREAPER = 36
 
 MAX_ATTEMPTS = 20          # runs restarted after fatal cells; beyond that no cell runs
 OVER_BUDGET_SECONDS = 2.0  # what a cell may take once the notebook's time budget is spent
@@ -58,18 +55,20 @@ def run_cells(cells, left_out, notes, progress):
         os.write(progress, f"start {number}\n".encode())
         source = cell["source"]
         linecache.cache[cell_name(number)] = (len(source), None, source.splitlines(True), cell_name(number))
+        error = None
         try:
             exec(compile(source, cell_name(number), "exec"), namespace)
-        except BaseException as error:   # SystemExit and KeyboardInterrupt too: Jupyter reports and goes on
-            student_runner.restore_builtins()
-            try:
-                notes.append({"number": number, "error": student_runner.student_traceback(error)})
-            except Exception:
-                notes.append({"number": number, "error": "the error could not be described"})
+        except BaseException as raised:   # SystemExit and KeyboardInterrupt too: Jupyter reports and goes on
+            error = raised
         # What this file relies on stays as Python made it (unlike in Jupyter, a patched builtin does
         # not outlive its cell), and the cell's output goes nowhere.
         student_runner.restore_builtins()
         student_runner.discard_output()
+        if error is not None:
+            try:
+                notes.append({"number": number, "error": student_runner.student_traceback(error)})
+            except Exception:
+                notes.append({"number": number, "error": "the error could not be described"})
     os.write(progress, b"done " + json.dumps(notes).encode()[:MAX_NOTES_BYTES] + b"\n")
     return namespace
 
@@ -134,7 +133,7 @@ def main():
     deadline = time.monotonic() + run_seconds
     numbers = [c["number"] for c in cells]
     left_out, notes = set(), []
-    ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    processes.become_subreaper()
     for attempt in range(MAX_ATTEMPTS + 1):
         if attempt == MAX_ATTEMPTS:
             left_out.update(numbers)

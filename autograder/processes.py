@@ -1,7 +1,15 @@
 """Runs inside the sandbox: finding and killing the processes below us (the zygote and the notebook
 supervisor are both subreapers, so orphans of their children become theirs)."""
+import ctypes
 import os
 import signal
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> None:
+    """Orphans of our descendants become our children, so we can find, kill and reap them."""
+    ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
 def children_of(parent: int) -> list[int]:

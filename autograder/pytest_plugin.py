@@ -10,7 +10,6 @@ written as JSON for the report step (autograder.report).
 from __future__ import annotations
 
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -82,6 +81,9 @@ def pytest_collection_modifyitems(config, items):
         items[:] = kept
 
 
+MAX_CELL_NOTES = 10   # failed cells named in the feedback; report.py bounds each text
+
+
 class Submission:
     """The notebook under test: its cells, run once in the sandbox, and its graded functions."""
 
@@ -126,10 +128,9 @@ class Submission:
 
     def why_not_defined(self, function: str) -> str:
         """The error of the cell that holds `function`'s definition, when that cell failed in the run."""
-        pattern = re.compile(rf"\bdef\s+{re.escape(function)}\b|^\s*{re.escape(function)}\s*=", re.MULTILINE)
         failed = {note["number"]: note for note in self.run_notes}
-        for cell in reversed(self.code.cells):
-            if pattern.search(cell.source) and cell.number in failed:
+        for cell in reversed(self.code.cells_defining(function)):
+            if cell.number in failed:
                 note = failed[cell.number]
                 return (f"; code cell {cell.number}, which defines it, failed before the definition ran:\n"
                         f"{note.get('error') or note.get('stopped', '')}")
@@ -142,10 +143,10 @@ class Submission:
         for note in self.run_notes[:MAX_CELL_NOTES]:
             whose = "the provided code cell" if note["number"] in provided else "code cell"
             if "stopped" in note:
-                lines.append(f"{whose} {note['number']} was left out of the grading run: {note['stopped']}"[:2000])
+                lines.append(f"{whose} {note['number']} was left out of the grading run: {note['stopped']}")
             else:
                 lines.append(f"{whose} {note['number']} raised an error when the notebook was run from the top "
-                             f"for grading; the cells after it still ran:\n{note.get('error', '')}"[:2000])
+                             f"for grading; the cells after it still ran:\n{note.get('error', '')}")
         if len(self.run_notes) > MAX_CELL_NOTES:
             lines.append(f"... and {len(self.run_notes) - MAX_CELL_NOTES} more cells failed in the grading run")
         return lines
@@ -155,8 +156,6 @@ class Submission:
             self._notebook.close()
         self.sandbox.reset()
 
-
-MAX_CELL_NOTES = 10
 
 
 def provided_cells(assignment: assignments.Assignment) -> dict[str, str]:

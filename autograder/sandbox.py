@@ -5,8 +5,9 @@ directory, /tmp and /dev/shm (small tmpfs each), no network, no processes outsid
 the grader's files (only the runner files and a copy of the course library the notebooks import are
 mounted). Inside, the zygote has imported torch once; each submission gets a fresh fork of it, which
 runs the notebook and forks a server per graded function from the result (notebook_run.py), so a
-process costs milliseconds instead of a Python start and a torch import (over a second). Between two submissions the zygote kills every process and empties every writable
-place (zygote.py says how), and a sandbox that cannot do that is replaced.
+process costs milliseconds instead of a Python start and a torch import (over a second). Between two
+submissions the zygote kills every process and empties every writable place (zygote.py says how),
+and a sandbox that cannot do that is replaced.
 
 Resource limits bound each child's memory, file size and CPU time and, where the host lets us
 create cgroups, the sandbox's processes and memory. The grader talks to each child through its own
@@ -311,7 +312,8 @@ class Sandbox:
             if _python_under_tmp():   # /tmp is read-only then (see _command)
                 places, extra = places[:2], {"TMPDIR": "/sandbox"}
         library = "/student_lib" if self.mode == "bwrap" else str(scratch.parent / "student_lib")
-        return {**extra, "AUTOGRADER_SCRATCH": os.pathsep.join(places), "AUTOGRADER_STUDENT_LIB": library, "PATH": "/usr/bin:/bin", "HOME": home,
+        return {**extra, "AUTOGRADER_SCRATCH": os.pathsep.join(places), "AUTOGRADER_STUDENT_LIB": library,
+                "PATH": "/usr/bin:/bin", "HOME": home,
                 "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                 "PYTHONDONTWRITEBYTECODE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                 "MPLBACKEND": "Agg", "TQDM_DISABLE": "1", "DIFFUSERS_VERBOSITY": "error"}
@@ -360,9 +362,8 @@ class NotebookProcess:
 
     def open(self, function: str) -> FunctionProcess:
         """A server for `function`; StudentError when the notebook does not define it."""
-        if self.current is not None:
-            self.current.close()
-        if self._closing is not None:   # the last server's end, read only now so that closing costs no wait
+        self.close_function()
+        if self._closing is not None:   # the last server's end (see close_function)
             self._await_end(self._closing)
         self._send({"open": function}, {})
         answer, _ = self._receive(self.limits.startup_seconds, f"starting {function}")
@@ -374,6 +375,12 @@ class NotebookProcess:
             raise NotDefined(f"the notebook does not define {function}() once all its cells have run: keep "
                              "the function's name and signature")
         raise StudentError(f"{function} could not be started ({str(answer)[:200]})")
+
+    def close_function(self):
+        """Ends the open function's server; its {"ended"} is read at the next open, so closing costs no wait."""
+        if self.current is not None and self.alive:
+            self._send({"close": True}, {})
+            self.current, self._closing = None, self.current.function
 
     def close(self):
         """Closing the pipes ends the processes; whatever they left behind goes at the sandbox's next reset."""
@@ -455,11 +462,6 @@ class FunctionProcess:
     @property
     def is_open(self) -> bool:
         return self.notebook.current is self and self.notebook.alive
-
-    def close(self):
-        if self.is_open:
-            self.notebook._send({"close": True}, {})
-            self.notebook.current, self.notebook._closing = None, self.function
 
     def call(self, *args, **kwargs):
         if self.dead_reason:

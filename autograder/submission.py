@@ -37,13 +37,15 @@ class StudentCode:
     cells: list[Cell] = field(default_factory=list)
     skipped_cells: list[str] = field(default_factory=list)   # readable notes on cells we could not use
 
+    def cells_defining(self, name: str) -> list[Cell]:
+        """The student's cells that define `name` (def, class or assignment), at any depth: a definition
+        inside `with` or `if` still counts. A textual guess, for messages and for recognising notebooks;
+        what counts for grading is what the run defines."""
+        pattern = re.compile(rf"\b(?:def|class)\s+{re.escape(name)}\b|^\s*{re.escape(name)}\s*=", re.MULTILINE)
+        return [cell for cell in self.cells if not cell.provided and pattern.search(cell.source)]
+
     def defines(self, name: str) -> bool:
-        """Whether some cell defines a function or class `name`, at any depth (a definition inside
-        `with` or `if` still counts). Only used to recognise which assignment a notebook is."""
-        for cell in self.cells:
-            if not cell.provided and re.search(rf"\b(?:def|class)\s+{re.escape(name)}\b", cell.source):
-                return True
-        return False
+        return bool(self.cells_defining(name))
 
 
 def read_notebook_bytes(path: Path) -> bytes:

@@ -1,8 +1,8 @@
 """Runs inside the sandbox: imports torch once, then forks one child per submission to run its notebook.
 
-Starting a Python process that imports torch and matplotlib costs over a second. This process pays it
-once per grading worker; the child it forks runs the notebook (notebook_run.py). The grader talks to it over a SOCK_SEQPACKET socket on
-fd 0, one message per request:
+Starting a Python process that imports torch and matplotlib costs over a second. This process pays
+it once per grading worker; the child it forks runs the notebook (notebook_run.py). The grader
+talks to it over a SOCK_SEQPACKET socket on fd 0, one message per request:
 
     spawn {limits}  + 2 fds   -> "child PID"   the child reads requests on the first fd, answers on the second
     kill PID                  -> "ok"          kills that child's process group
@@ -15,7 +15,6 @@ every descendant and wipes every writable place and every System V IPC object be
 submission's first child is forked. If it cannot, the zygote exits and the grader starts a new one.
 """
 import ctypes
-import gc
 import json
 import os
 import resource
@@ -27,7 +26,6 @@ import notebook_run  # noqa: E402  (copied next to this file inside the sandbox)
 import processes  # noqa: E402
 import syscall_filter  # noqa: E402
 
-PR_SET_CHILD_SUBREAPER = 36
 PR_SET_DUMPABLE = 4
 IPC_RMID = 0
 LIBC = ctypes.CDLL(None, use_errno=True)
@@ -41,7 +39,7 @@ def preload():
     """What nearly every child imports, paid for once. No thread may be running when we fork."""
     if os.environ.get("AUTOGRADER_STUDENT_LIB"):   # the course library the notebooks import
         sys.path.append(os.environ["AUTOGRADER_STUDENT_LIB"])
-    import numpy
+    import numpy  # noqa: F401
     import PIL.Image  # noqa: F401
     import torch
     import torch.nn.functional  # noqa: F401
@@ -55,19 +53,9 @@ def preload():
     # Nobody looks at the grading run's figures: laying them out and showing them only costs time.
     Figure.tight_layout = plt.tight_layout = lambda *args, **kwargs: None
     plt.show = lambda *args, **kwargs: plt.close("all")
-    figure, axes = plt.subplots(1, 2)   # a first figure loads fonts and caches: once here, not per notebook
-    image = axes[0].imshow(numpy.zeros((2, 2)))
-    figure.colorbar(image, ax=axes[0])
-    axes[1].barh([0, 1], [1, 2])
-    axes[1].text(0, 0, "warm-up")
-    axes[1].set_xticks([0, 1], ["a", "b"])
-    plt.close(figure)
     SYSCALL_FILTER.append(syscall_filter.build())
     for folder in SCRATCH:   # caches written by these imports (matplotlib's fonts): the first child finds none
         wipe(folder)
-    # Children's garbage collections would walk (and copy, page by page) every object imported here.
-    gc.collect()
-    gc.freeze()
 
 
 def run_child(fds, limits):
@@ -147,7 +135,7 @@ def reset():
 
 def main():
     LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
-    LIBC.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    processes.become_subreaper()
     control = socket.socket(fileno=0)
     preload()
     control.send(b"ready")

@@ -2,6 +2,7 @@
 pass the visible tests in a real Jupyter kernel, and then get full marks; top-level code that would
 stop or flood "Run All" costs nothing to the functions around it."""
 import json
+import os
 import subprocess
 import sys
 
@@ -35,7 +36,7 @@ def kernel_runs(corpus, tmp_path_factory):
     heavy = set(ASSIGNMENTS[ASSIGNMENT].stand_ins)
     workdir = tmp_path_factory.mktemp("kernel-cwd")
     manager, client = start_new_kernel(kernel_name="python3", cwd=str(workdir),
-                                       env={**__import__("os").environ, "MPLBACKEND": "Agg", "HF_HUB_OFFLINE": "1"})
+                                       env={**os.environ, "MPLBACKEND": "Agg", "HF_HUB_OFFLINE": "1"})
     outcomes = {}
     try:
         for name in PARITY:
