@@ -108,8 +108,8 @@ def command_grade(args) -> int:
             report.write_submission_reports(submission.report_dir(out_dir), submission.student, outcome)
             if outcome.get("grader_failed"):
                 failed.append((submission, outcome))
-    while not workers.empty():
-        workers.get().close()
+        idle = [workers.get() for _ in range(slots)]
+        list(pool.map(GradingWorker.close, idle))   # at once: each takes a moment to end its sandboxes
     for name in sorted({s.assignment for s in submissions}):
         outcomes = report.stored_outcomes(out_dir / name)
         report.write_atomically(out_dir / name / "grades.csv", report.grades_csv(outcomes, assignments.get(name)))

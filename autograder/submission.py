@@ -157,9 +157,14 @@ def extract_student_code(path: Path, provided: dict[str, str] | None = None,
     """The cells to run. `provided`: the release's locked cells by grade_id, used in place of the
     submission's copies; `stand_ins`: grade_id -> the code run instead of that (heavy) cell."""
     provided, stand_ins = provided or {}, stand_ins or {}
+    # A locked cell that lost its metadata (cells pasted into a fresh notebook) is still recognised by
+    # its text, so that a heavy one is stood in for all the same.
+    by_source = {source.strip(): grade_id for grade_id, source in provided.items()}
     code = StudentCode()
     total = 0
     for number, (grade_id, cell_source) in enumerate(read_code_cells(path), start=1):
+        if grade_id is None:
+            grade_id = by_source.get(cell_source.strip())
         if grade_id in stand_ins or grade_id in provided:
             source = stand_ins.get(grade_id, provided.get(grade_id))
             code.cells.append(Cell(number, source, provided=True))

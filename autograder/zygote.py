@@ -45,6 +45,17 @@ def preload():
     import torch.nn.functional  # noqa: F401
 
     torch.set_num_threads(1)
+    # First uses that set something up lazily (numpy.random is imported on first access, a torch
+    # operator builds its dispatch on first call): paid once here, not in every submission's run.
+    import numpy.random  # noqa: F401
+
+    torch.cuda.is_available()
+    seed = torch.initial_seed()
+    with torch.no_grad():
+        x = torch.randn(3, 4)
+        scores = torch.nn.Linear(4, 4, bias=False)(x) @ x.T / 2.0
+        torch.allclose(torch.softmax(scores, dim=-1) @ x, x)
+    torch.manual_seed(seed)   # the run starts from the generator state a fresh Python has
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

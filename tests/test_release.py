@@ -191,6 +191,45 @@ def test_stand_ins_replace_locked_cells_of_the_release(name):
     assert "setup" in locked and not any(grade_id in locked for grade_id in assignment.functions)
 
 
+def test_locked_cells_without_metadata_are_recognised_by_their_text(tmp_path):
+    # Cells pasted into a fresh notebook lose nbgrader's metadata; the heavy one is stood in for all the
+    # same (else the run would import diffusers and try to download a model for every such student).
+    from autograder.submission import extract_student_code, locked_cells
+    from tests.submissions import CORRECT, build
+
+    assignment = REGISTRY["text_conditioning_guidance"]
+    path = build(CORRECT["no_metadata_cells_reversed"], tmp_path / assignment.notebook)
+    code = extract_student_code(path, locked_cells(assignment.release_notebook), assignment.stand_ins)
+    sources = [cell.source for cell in code.cells]
+    assert not any("StableDiffusionPipeline.from_pretrained" in source for source in sources)
+    assert sum(cell.provided and not cell.source for cell in code.cells) == len(assignment.stand_ins)
+    assert {"cross_attention", "apply_cfg"} <= {name for name in assignment.functions if code.defines(name)}
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_skipped_cells_define_nothing_the_run_reads(name):
+    # A locked cell skipped in the grading run must not define a name that a cell still run reads
+    # (solution cells included), or the run would differ from the student's kernel.
+    assignment = REGISTRY[name]
+    skipped = {grade_id for grade_id, source in assignment.stand_ins.items() if not source}
+    defined_by_skipped = {}
+    for cell in read(ROOT / "solutions" / name / assignment.notebook).cells:
+        if cell.cell_type != "code":
+            continue
+        tree = ast.parse(cell.source)
+        grade_id = nbgrader_meta(cell).get("grade_id")
+        if grade_id in skipped:
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                    defined_by_skipped[node.id] = grade_id
+            continue
+        stored = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+        stored |= {n.arg for n in ast.walk(tree) if isinstance(n, ast.arg)}   # a parameter is no global
+        read_here = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+        missing = {n: defined_by_skipped[n] for n in read_here - stored if n in defined_by_skipped}
+        assert not missing, f"cell {grade_id} reads names only skipped cells define: {missing}"
+
+
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_the_gradebook_slots_carry_the_hidden_points(name):
     assignment = REGISTRY[name]
