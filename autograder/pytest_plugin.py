@@ -99,7 +99,7 @@ class Submission:
         self._runs = 0
         self.run_notes: list[dict] = []
         try:
-            self.code = extract_student_code(path, provided_cells(assignment), assignment.stand_ins)
+            self.code = extract_student_code(path, provided_cells(assignment), assignment.definitions_only)
         except SubmissionError as error:
             self.code, self.error = None, str(error)
         else:

@@ -3,8 +3,9 @@
 Only the notebook's code is taken from the submission. Each code cell is turned into plain Python
 (magics and shell escapes become `pass`) and parsed here, so that a syntax error costs only its cell
 and absurd sizes are refused before anything reaches the sandbox. The instructor's locked cells are
-taken from the release, not from the submission (as nbgrader's autograde restores them), and the
-heavy ones (loading a model, training) are replaced by the stand-ins the assignment declares.
+taken from the release, not from the submission (as nbgrader's autograde restores them). Of the
+cells the assignment marks as not needed for grading (a model load, training, a figure), the run
+keeps only what they define.
 """
 from __future__ import annotations
 
@@ -153,21 +154,23 @@ MAX_CODE_CHARACTERS = 300_000
 
 
 def extract_student_code(path: Path, provided: dict[str, str] | None = None,
-                         stand_ins: dict[str, str] | None = None) -> StudentCode:
+                         definitions_only: tuple[str, ...] = ()) -> StudentCode:
     """The cells to run. `provided`: the release's locked cells by grade_id, used in place of the
-    submission's copies; `stand_ins`: grade_id -> the code run instead of that (heavy) cell."""
-    provided, stand_ins = provided or {}, stand_ins or {}
+    submission's copies; `definitions_only`: grade_ids of cells (locked or the student's) reduced to
+    what they define (see definitions_of)."""
+    provided = provided or {}
     # A locked cell that lost its metadata (cells pasted into a fresh notebook) is still recognised by
-    # its text, so that a heavy one is stood in for all the same.
+    # its text, so that a heavy one is reduced all the same.
     by_source = {source.strip(): grade_id for grade_id, source in provided.items()}
     code = StudentCode()
     total = 0
     for number, (grade_id, cell_source) in enumerate(read_code_cells(path), start=1):
         if grade_id is None:
             grade_id = by_source.get(cell_source.strip())
-        if grade_id in stand_ins or grade_id in provided:
-            source = stand_ins.get(grade_id, provided.get(grade_id))
-            code.cells.append(Cell(number, source, provided=True))
+        if grade_id in provided:
+            source = provided[grade_id]
+            code.cells.append(Cell(number, definitions_of(source) if grade_id in definitions_only else source,
+                                   provided=True))
             continue
         total += len(cell_source)
         if len(cell_source) > MAX_CELL_CHARACTERS or total > MAX_CODE_CHARACTERS:
@@ -183,5 +186,32 @@ def extract_student_code(path: Path, provided: dict[str, str] | None = None,
             where = f" (line {line})" if line else ""
             code.skipped_cells.append(f"code cell {number} has a syntax error{where} and was ignored")
             continue
+        if grade_id in definitions_only:
+            python_source = definitions_of(python_source)
         code.cells.append(Cell(number, python_source))
     return code
+
+
+_DEFINITIONS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+def definitions_of(source: str) -> str:
+    """What a cell defines without what it does: its imports, functions, classes and the assignments
+    that call nothing (constants such as a prompt or a list of scales, which a later default argument
+    may name). Loading a model, generating and drawing are left out. Kept statements stay on their
+    own lines, so a traceback from a kept function points where the student wrote it."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return ""
+    kept = [node for node in tree.body if isinstance(node, _DEFINITIONS)
+            or (isinstance(node, (ast.Assign, ast.AnnAssign))
+                and not any(isinstance(inner, ast.Call) for inner in ast.walk(node)))]
+    if any(a.end_lineno >= b.lineno for a, b in zip(tree.body, tree.body[1:])):
+        return "\n".join(ast.unparse(node) for node in kept) + "\n"   # `a = 1; load()`: lines are shared
+    lines = source.splitlines()
+    keep = [False] * len(lines)
+    for node in kept:
+        first = min([node.lineno] + [decorator.lineno for decorator in getattr(node, "decorator_list", [])])
+        keep[first - 1:node.end_lineno] = [True] * (node.end_lineno - first + 1)
+    return "\n".join(line if wanted else "" for line, wanted in zip(lines, keep)) + "\n"

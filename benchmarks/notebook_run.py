@@ -23,7 +23,8 @@ REPEATS = 10
 def main() -> None:
     assignment = assignments.get("text_conditioning_guidance")
     path = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "solutions" / assignment.name / assignment.notebook
-    code = extract_student_code(path, locked_cells(assignment.release_notebook), assignment.stand_ins)
+    code = extract_student_code(path, locked_cells(assignment.release_notebook),
+                                assignment.definitions_only)
     cells = [{"number": c.number, "source": c.source} for c in code.cells]
     sandbox = Sandbox(sandbox_mode("auto"), Limits())
     runs, opens = [], []

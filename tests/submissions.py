@@ -39,6 +39,21 @@ def generate_guidance_sweep(pipe, prompt, guidance_scales, seed=42, num_inferenc
                            generator=generator).images[0])
     return images
 '''
+# Exercise 4's experiment as a student would write it: their prompt, the provided `pipe`, their figure.
+GOOD_EXPERIMENT = '''
+prompt = "a red fox in the snow, watercolour"
+scales = [1, 3, 7.5, 12, 20]
+if pipe is None:
+    print("no model here")
+else:
+    pictures = generate_guidance_sweep(pipe, prompt, scales, seed=0, num_inference_steps=NUM_STEPS)
+    fig, axes = plt.subplots(1, len(scales), figsize=(15, 3))
+    for ax, picture, w in zip(axes, pictures, scales):
+        ax.imshow(picture)
+        ax.set_title(f"w = {w}")
+        ax.axis("off")
+    plt.show()
+'''
 
 
 @dataclass
@@ -47,6 +62,7 @@ class Variant:
     apply_cfg: str | None = GOOD_APPLY_CFG
     guidance_norms: str | None = None
     generate_guidance_sweep: str | None = None
+    guidance_sweep_images: str | None = None                # Exercise 4's experiment (ungraded)
     extra_cells: list[str] = field(default_factory=list)  # appended code cells
     before: dict[str, list[str]] = field(default_factory=dict)   # grade_id -> code cells inserted just before it
     after: dict[str, list[str]] = field(default_factory=dict)    # grade_id -> code cells inserted just after it
@@ -61,7 +77,8 @@ def variant_with(cross_attention=None, apply_cfg=None, guidance_norms=None, gene
     """A submission that is correct except where told otherwise."""
     return Variant(cross_attention=cross_attention or GOOD_CROSS_ATTENTION, apply_cfg=apply_cfg or GOOD_APPLY_CFG,
                    guidance_norms=guidance_norms or GOOD_NORMS,
-                   generate_guidance_sweep=generate_guidance_sweep or GOOD_SWEEP, **kwargs)
+                   generate_guidance_sweep=generate_guidance_sweep or GOOD_SWEEP,
+                   **{"guidance_sweep_images": GOOD_EXPERIMENT, **kwargs})
 
 
 CORRECT = {
@@ -619,7 +636,8 @@ def build(variant: Variant, path: Path, release: Path = RELEASE_NOTEBOOK) -> Pat
         path.write_bytes(variant.raw_bytes)
         return path
     notebook = copy.deepcopy(nbformat.read(release, as_version=4))
-    for grade_id in ("cross_attention", "apply_cfg", "guidance_norms", "generate_guidance_sweep"):
+    for grade_id in ("cross_attention", "apply_cfg", "guidance_norms", "generate_guidance_sweep",
+                     "guidance_sweep_images"):
         replacement = getattr(variant, grade_id)
         if replacement is not None:
             _source_cell(notebook, grade_id).source = replacement.strip("\n") + "\n"

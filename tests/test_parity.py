@@ -31,9 +31,9 @@ def corpus(tmp_path_factory):
 @pytest.fixture(scope="module")
 def kernel_runs(corpus, tmp_path_factory):
     """Each parity notebook run cell by cell in one real IPython kernel (its namespace reset between
-    notebooks): grade_id of every visible test -> whether it passed. The heavy cells the grader stands in
-    for are left out here too (the model cannot be downloaded)."""
-    heavy = set(ASSIGNMENTS[ASSIGNMENT].stand_ins)
+    notebooks): grade_id of every visible test -> whether it passed. The cells the grader runs only for
+    their definitions are left out here too (the model cannot be downloaded, the figures are not needed)."""
+    heavy = set(ASSIGNMENTS[ASSIGNMENT].definitions_only)
     workdir = tmp_path_factory.mktemp("kernel-cwd")
     manager, client = start_new_kernel(kernel_name="python3", cwd=str(workdir),
                                        env={**os.environ, "MPLBACKEND": "Agg", "HF_HUB_OFFLINE": "1"})

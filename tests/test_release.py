@@ -171,63 +171,98 @@ def test_every_solution_region_is_graded_by_hidden_checks(name):
             continue
         defined = {node.name for node in ast.parse(cell.source).body if isinstance(node, ast.FunctionDef)}
         graded = defined & set(assignment.functions)
+        if meta["grade_id"] in assignment.experiments:
+            assert not graded and meta["grade_id"] in assignment.definitions_only   # never run for grading
+            continue
         assert graded, f"solution cell {meta['grade_id']} defines no graded function: give it hidden checks"
         for function in graded:
             points = sum(p for check_name, p in markers.items() if check_name.startswith(f"{function}: "))
             assert points == assignment.functions[function], (function, points)
-    assert regions == len(assignment.functions) + len(assignment.manual)
+    assert regions == len(assignment.functions) + len(assignment.manual) + len(assignment.experiments)
     assert sum(markers.values()) == assignment.points
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
-def test_stand_ins_replace_locked_cells_of_the_release(name):
-    # The grading run takes locked cells from the release and stands in for the heavy ones: each
-    # stand-in must name a locked code cell there, or a renamed cell would run for real.
+def test_cells_run_for_their_definitions_only_are_cells_of_the_release(name):
+    # Each must name a locked cell or a free answer cell (no graded function) of the release, or a
+    # renamed model load would run for real.
     assignment = REGISTRY[name]
     from autograder.submission import locked_cells
 
     locked = locked_cells(assignment.release_notebook)
-    assert set(assignment.stand_ins) <= set(locked), set(assignment.stand_ins) - set(locked)
+    free = {grade_id for grade_id, cell in cells_by_id(read(assignment.release_notebook)).items()
+            if nbgrader_meta(cell).get("solution") and not nbgrader_meta(cell).get("grade")
+            and grade_id not in assignment.functions}
+    assert set(assignment.definitions_only) <= locked.keys() | free
     assert "setup" in locked and not any(grade_id in locked for grade_id in assignment.functions)
 
 
 def test_locked_cells_without_metadata_are_recognised_by_their_text(tmp_path):
-    # Cells pasted into a fresh notebook lose nbgrader's metadata; the heavy one is stood in for all the
-    # same (else the run would import diffusers and try to download a model for every such student).
+    # Cells pasted into a fresh notebook lose nbgrader's metadata; the model load is still recognised
+    # (else the run would import diffusers and try to download a model for every such student).
     from autograder.submission import extract_student_code, locked_cells
     from tests.submissions import CORRECT, build
 
     assignment = REGISTRY["text_conditioning_guidance"]
     path = build(CORRECT["no_metadata_cells_reversed"], tmp_path / assignment.notebook)
-    code = extract_student_code(path, locked_cells(assignment.release_notebook), assignment.stand_ins)
-    sources = [cell.source for cell in code.cells]
-    assert not any("StableDiffusionPipeline.from_pretrained" in source for source in sources)
-    assert sum(cell.provided and not cell.source for cell in code.cells) == len(assignment.stand_ins)
-    assert {"cross_attention", "apply_cfg"} <= {name for name in assignment.functions if code.defines(name)}
+    code = extract_student_code(path, locked_cells(assignment.release_notebook), assignment.definitions_only)
+    run = "".join(cell.source for cell in code.cells)
+    assert "def load_pipeline" in run and "= load_pipeline(" not in run and "annotate(" not in run
+    assert all(code.defines(name) for name in assignment.functions)
+
+
+def test_a_cell_run_for_its_definitions_keeps_them_where_the_student_wrote_them():
+    from autograder.submission import definitions_of
+
+    cell = """import torch
+PROMPT = "a red fox in the snow"
+SCALES = [1, 3, 7.5]
+pipe = load_pipeline(MODEL_ID)
+
+@functools.cache
+def sweep(pipe, prompt=PROMPT):
+    return [pipe(prompt, guidance_scale=w) for w in SCALES]
+
+for w in SCALES:
+    print(w)
+images = sweep(pipe)
+plt.show()
+"""
+    kept = definitions_of(cell)
+    assert kept.splitlines()[:3] == cell.splitlines()[:3] and kept.splitlines()[3] == ""
+    assert kept.splitlines()[5:8] == cell.splitlines()[5:8]   # the decorated function, on its own lines
+    assert "load_pipeline" not in kept and "print" not in kept and "images" not in kept and "show" not in kept
+    assert definitions_of("x = 1; load()\ndef f():\n    return x\n") == "x = 1\ndef f():\n    return x\n"
+    assert definitions_of("def broken(:\n") == ""
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
-def test_skipped_cells_define_nothing_the_run_reads(name):
-    # A locked cell skipped in the grading run must not define a name that a cell still run reads
-    # (solution cells included), or the run would differ from the student's kernel.
+def test_what_reduced_cells_leave_out_is_not_read_by_cells_that_run(name):
+    # A name that only the left-out part of a reduced cell assigns (`pipe = load_pipeline(...)`) must not
+    # be read by a cell that runs in full (solution cells included), or the run would differ from the
+    # student's kernel.
+    from autograder.submission import definitions_of
+
     assignment = REGISTRY[name]
-    skipped = {grade_id for grade_id, source in assignment.stand_ins.items() if not source}
-    defined_by_skipped = {}
+
+    def stored(source):
+        tree = ast.parse(source)
+        names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+        return names | {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+
+    left_out = {}
     for cell in read(ROOT / "solutions" / name / assignment.notebook).cells:
         if cell.cell_type != "code":
             continue
-        tree = ast.parse(cell.source)
         grade_id = nbgrader_meta(cell).get("grade_id")
-        if grade_id in skipped:
-            for node in ast.walk(tree):
-                if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-                    defined_by_skipped[node.id] = grade_id
+        if grade_id in assignment.definitions_only:
+            left_out.update(dict.fromkeys(stored(cell.source) - stored(definitions_of(cell.source)), grade_id))
             continue
-        stored = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
-        stored |= {n.arg for n in ast.walk(tree) if isinstance(n, ast.arg)}   # a parameter is no global
+        tree = ast.parse(cell.source)
+        parameters = {n.arg for n in ast.walk(tree) if isinstance(n, ast.arg)}   # a parameter is no global
         read_here = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
-        missing = {n: defined_by_skipped[n] for n in read_here - stored if n in defined_by_skipped}
-        assert not missing, f"cell {grade_id} reads names only skipped cells define: {missing}"
+        missing = {n: left_out[n] for n in read_here - stored(cell.source) - parameters if n in left_out}
+        assert not missing, f"cell {grade_id} reads names that only the left-out part of a cell defines: {missing}"
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
@@ -262,7 +297,7 @@ def test_exercises_appear_in_the_lesson_order():
     markers = ["## Exercise 1", "def self_attention", "def cross_attention", "## Exercise 2", "imshow(weights_np",
                "reshape(H, W)", "## Exercise 3", "def apply_cfg", "test_scales = [0, 1, 3, 7.5, 15]",
                "np.linspace(0, 20, 100)", "## Exercise 4", "def generate_guidance_sweep",
-               "GUIDANCE_SCALES = [1, 3, 7.5, 12, 20]", "### Reflect", "## Key takeaways"]
+               "def load_pipeline", "my_scales = [1, 3, 7.5, 12, 20]", "### Reflect", "## Key takeaways"]
     positions = [text.index(marker) for marker in markers]
     assert positions == sorted(positions)
 
@@ -309,9 +344,9 @@ def test_solution_runs_top_to_bottom_offline_with_a_tiny_pipeline(tiny_pipeline_
             os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
     errors = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors, errors[0]
-    sweep = cells_by_id(notebook)["guidance_sweep_demo"]
-    text = "".join(o.get("text", "") for o in sweep.outputs)
+    text = "".join(o.get("text", "") for o in cells_by_id(notebook)["load_pipeline"].outputs)
     assert "Could not load" not in text
+    sweep = cells_by_id(notebook)["guidance_sweep_images"]
     assert any("image/png" in o.get("data", {}) for o in sweep.outputs), "the five images were not shown"
     plots = [c for c in notebook.cells if any("image/png" in o.get("data", {}) for o in c.get("outputs", []))]
     assert len(plots) >= 4   # heatmap, token maps, norm curve, guidance sweep
@@ -322,17 +357,17 @@ def test_missing_model_gets_a_plain_message(tmp_path):
     from nbclient import NotebookClient
 
     notebook = read(SOLUTION_NOTEBOOK)
-    keep = {"setup", "generate_guidance_sweep", "guidance_sweep_demo"}
+    keep = {"setup", "generate_guidance_sweep", "load_pipeline", "guidance_sweep_images"}
     notebook.cells = [c for c in notebook.cells if nbgrader_meta(c).get("grade_id") in keep]
     os.environ["SD_MODEL_ID"] = str(tmp_path / "no-such-model")
     try:
         NotebookClient(notebook, timeout=300, kernel_name="python3").execute()
     finally:
         del os.environ["SD_MODEL_ID"]
-    outputs = cells_by_id(notebook)["guidance_sweep_demo"].outputs
+    outputs = [o for grade_id in ("load_pipeline", "guidance_sweep_images") for o in cells_by_id(notebook)[grade_id].outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     text = "".join(o.get("text", "") for o in outputs)
-    assert "Could not load the pipeline" in text and "SD_MODEL_ID" in text
+    assert "Could not load the pipeline" in text and "SD_MODEL_ID" in text and "No images" in text
 
 
 LESSON2_RELEASE = ROOT / "release" / LESSON2 / f"{LESSON2}.ipynb"

@@ -19,10 +19,13 @@ class Assignment:
     title: str
     functions: dict[str, float]     # graded function -> points of its hidden checks
     manual: dict[str, float] = field(default_factory=dict)   # grade_id of a hand-graded answer cell -> points
-    # grade_id of a locked cell the grading run does not need -> the code run in its place ("" skips
-    # it): the heavy ones (a model download, training) and those that only draw a figure nobody sees
-    # there. Every other locked cell runs as released.
-    stand_ins: dict[str, str] = field(default_factory=dict)
+    # grade_ids of the student's own code cells that nothing grades (an experiment whose written
+    # reflection is graded by hand): every other answer cell defines a graded function.
+    experiments: tuple[str, ...] = ()
+    # grade_ids of cells the grading run does not need to do, only to define: a model load, training, a
+    # figure nobody sees there, the student's own Exercise 4 picture. Their imports, functions, classes
+    # and call-free assignments run (submission.definitions_of); the rest does not. Locked or not.
+    definitions_only: tuple[str, ...] = ()
 
     @property
     def notebook(self) -> str:
@@ -54,18 +57,20 @@ ASSIGNMENTS: dict[str, Assignment] = {a.name: a for a in (
         title="Text Conditioning & Guidance",
         functions={"cross_attention": 10, "apply_cfg": 7, "guidance_norms": 3, "generate_guidance_sweep": 10},
         manual={"answer_cfg_predictions": 1, "answer_guidance_reflection": 2},
-        # The model load, and the three figures (two thirds of the run's time, drawn for no one).
-        stand_ins=dict.fromkeys(("guidance_sweep_demo", "heatmap_demo", "token_maps_demo", "cfg_norm_plot"), ""),
+        experiments=("guidance_sweep_images",),
+        # The three figures (two thirds of the run's time, drawn for no one), the model load and the
+        # student's own sweep and picture.
+        definitions_only=("heatmap_demo", "token_maps_demo", "cfg_norm_plot", "load_pipeline",
+                          "guidance_sweep_images"),
     ),
     Assignment(
         name="text_conditioning_clip",
         title="Text Conditioning with CLIP",
         functions={"cross_attention_weights": 4},
         # Everything that needs CLIP, the data or the trained model; the student's cells still run.
-        stand_ins=dict.fromkeys(("load_clip", "clip_similarity", "cross_attention_demo", "test_cross_attention_weights",
-                                 "token_attention_demo", "load_data", "build_model", "forward_check", "show_data",
-                                 "null_text", "train", "loss_plot", "sample_classes", "sample_scales",
-                                 "sample_creative"), ""),
+        definitions_only=("load_clip", "clip_similarity", "cross_attention_demo", "test_cross_attention_weights",
+                          "token_attention_demo", "load_data", "build_model", "forward_check", "show_data",
+                          "null_text", "train", "loss_plot", "sample_classes", "sample_scales", "sample_creative"),
     ),
 )}
 
