@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import __version__, assignments, report
 from .discover import OUTPUT_MARKER, discover, discover_upload
-from .sandbox import NO_SANDBOX_WARNING, Limits, sandbox_mode
+from .sandbox import NO_SANDBOX_WARNING, Limits, NoConfinement, sandbox_mode
 from .sd_pipeline import PipelineSpec
 from .submission import SubmissionError, read_notebook_bytes
 from .worker import GradingWorker
@@ -59,14 +59,22 @@ def command_grade(args) -> int:
     if not submissions:
         print("no submissions found", file=sys.stderr)
         return 2
-    mode = sandbox_mode(args.sandbox)
+    requested = "none" if args.unsafe_no_sandbox else args.sandbox
+    try:
+        mode = sandbox_mode(requested)
+    except NoConfinement as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     if mode == "none":
         print(NO_SANDBOX_WARNING, file=sys.stderr)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if mode == "uid":   # without namespaces, file permissions keep the submissions and reports from student code
+        os.environ["AUTOGRADER_PRIVATE"] = os.pathsep.join(
+            [str(out_dir), *(str(Path(p) if Path(p).is_dir() else Path(p).parent) for p in args.paths)])
     (out_dir / OUTPUT_MARKER).touch()
     from tqdm import tqdm
 
-    options = ["--sandbox", args.sandbox, "--call-timeout", str(args.call_timeout),
+    options = ["--sandbox", mode, "--call-timeout", str(args.call_timeout),
                "--cell-timeout", str(args.cell_timeout), "--sd-model", args.sd_model,
                "--sd-device", args.sd_device] + (["--require-gpu"] if args.require_gpu else [])
     prints = {s.key: fingerprint(s.notebook, [s.assignment, *options]) for s in submissions if s.notebook}
@@ -124,15 +132,30 @@ def command_grade(args) -> int:
 
 
 def command_bundle(args) -> int:
-    from .bundle import gradescope_bundle
+    from .platforms import gradescope
 
-    path = gradescope_bundle(Path(args.out), Path(args.course_dir), args.assignment)
+    if args.feedback_limit:
+        feedback_limit(args.feedback_limit)   # refused here, not in every student's run
+    path = gradescope.bundle(Path(args.out), Path(args.course_dir), args.assignment, args.hidden_visibility,
+                             args.feedback_limit)
     print(f"wrote {path}: upload it as the Gradescope autograder of {args.assignment} (it holds the hidden checks)")
     return 0
 
 
+def feedback_limit(text: str):
+    from .platforms.gradescope import FeedbackLimit
+
+    try:
+        return FeedbackLimit(text)
+    except ValueError as error:
+        raise SystemExit(f"error: --feedback-limit: {error}") from None
+
+
 def command_gradescope_run(args) -> int:
-    """Inside Gradescope: grade the upload's notebook; results.json is written whatever happens."""
+    """Inside Gradescope: grade the upload's notebook; results.json is written whatever happens. What
+    went wrong on the grader's side goes to stdout/stderr, which only instructors see."""
+    from .platforms import gradescope
+
     results = Path(args.results)
     try:
         upload = discover_upload(Path(args.submission_dir), args.assignment)
@@ -140,17 +163,22 @@ def command_gradescope_run(args) -> int:
             outcome = {"assignment": upload.assignment, "checks": [], "error": upload.problem, "notes": upload.notes}
         else:
             with tempfile.TemporaryDirectory() as scratch:
-                main(["grade", str(upload.notebook), "--out", scratch, "--quiet", "--workers", "1",
-                      "--assignment", upload.assignment, *args.grade_options])
-                outcome = json.loads(next(Path(scratch).glob(f"*/*/{report.OUTCOME_FILE}")).read_text())
+                code = main(["grade", str(upload.notebook), "--out", scratch, "--quiet", "--workers", "1",
+                             "--assignment", upload.assignment, *args.grade_options])
+                found = list(Path(scratch).glob(f"*/*/{report.OUTCOME_FILE}"))
+                if not found:
+                    raise RuntimeError(f"grade exited with {code} and graded nothing (see the messages above)")
+                outcome = json.loads(found[0].read_text())
             outcome["notes"] = upload.notes + outcome.get("notes", [])
-        report.write_atomically(results, json.dumps(report.gradescope_results(outcome), indent=2))
+        answer = gradescope.results(outcome, args.hidden_visibility, Path(args.metadata) if args.metadata else None,
+                                    args.feedback_limit)
+        report.write_atomically(results, json.dumps(answer, indent=2))
     except BaseException as error:  # Gradescope's advice: always leave a results.json behind
-        message = str(error) if isinstance(error, SystemExit) else (
-            f"The autograder failed ({type(error).__name__}); your instructor will regrade.")
+        message = str(error) if isinstance(error, SystemExit) and not isinstance(error.code, int) else (
+            "The autograder could not grade this submission; your instructor has been told and will regrade it.")
         report.write_atomically(results, json.dumps({"score": 0, "output": message, "tests": []}))
-        if not isinstance(error, SystemExit):
-            raise
+        print(f"gradescope-run failed: {type(error).__name__}: {error}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -192,8 +220,12 @@ def main(argv=None) -> int:
                             "folders, else from the notebooks' names)")
     grade.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1),
                        help="submissions graded at once (default: CPU count)")
-    grade.add_argument("--sandbox", choices=("auto", "bwrap", "none"), default="auto",
-                       help="auto: bubblewrap when usable, else unconfined with a warning; bwrap: required")
+    grade.add_argument("--sandbox", choices=("auto", "bwrap", "uid"), default="auto",
+                       help="auto: bubblewrap where it can create namespaces, else (as root) a user of its own per "
+                            "sandbox with a syscall filter (uid); with neither, grading is refused")
+    grade.add_argument("--unsafe-no-sandbox", action="store_true",
+                       help="run student code unconfined (it can read the grader's files and use the network): "
+                            "only for code you trust")
     grade.add_argument("--require-gpu", action="store_true",
                        help="a GPU check that cannot run is a grader error instead of 'not run'")
     grade.add_argument("--timeout", type=float, default=1800, help="seconds allowed per submission")
@@ -236,6 +268,11 @@ def main(argv=None) -> int:
                         help="the assignment this Gradescope autograder grades")
     bundle.add_argument("--out", default="autograder.zip", help="the zip to write (default autograder.zip)")
     bundle.add_argument("--course-dir", default=str(PACKAGE_DIR.parent), help="folder holding requirements.lock")
+    bundle.add_argument("--hidden-visibility", choices=report.VISIBILITIES, default="after_due_date",
+                        help="when students see the checks beyond the notebook's own tests (default after_due_date: "
+                             "no answer oracle before the deadline)")
+    bundle.add_argument("--feedback-limit", metavar="N/Hh",
+                        help="full feedback at most N times per H hours, e.g. 3/24h (from Gradescope's metadata)")
     bundle.set_defaults(run=command_bundle)
 
     gradescope = commands.add_parser("gradescope-run", help="(inside Gradescope) grade /autograder/submission")
@@ -243,6 +280,11 @@ def main(argv=None) -> int:
     gradescope.add_argument("--results", default="/autograder/results/results.json")
     gradescope.add_argument("--assignment", choices=sorted(assignments.ASSIGNMENTS),
                             help="the assignment this autograder grades (default: from the notebook's name)")
+    gradescope.add_argument("--metadata", help="Gradescope's submission_metadata.json (for --feedback-limit)")
+    gradescope.add_argument("--hidden-visibility", choices=report.VISIBILITIES, default="visible",
+                            help="Gradescope visibility of the checks beyond the notebook's own tests")
+    gradescope.add_argument("--feedback-limit", type=feedback_limit, metavar="N/Hh",
+                            help="full feedback at most N times per H hours; later runs hide those checks")
     gradescope.add_argument("grade_options", nargs="*", help="extra options for grade, after --")
     gradescope.set_defaults(run=command_gradescope_run)
 

@@ -18,8 +18,8 @@ import pytest
 
 from . import assignments
 from .expectations import CheckFailed
-from .sandbox import (NO_SANDBOX_WARNING, FunctionProcess, Limits, NotDefined, NotebookProcess, StudentError,
-                      sandbox_mode, shared_sandbox)
+from .sandbox import (MODES, NO_SANDBOX_WARNING, FunctionProcess, Limits, NotDefined, NotebookProcess,
+                      StudentError, sandbox_mode, shared_sandbox)
 from .sd_pipeline import PipelineSpec
 from .submission import SubmissionError, extract_student_code, locked_cells
 
@@ -32,8 +32,9 @@ def pytest_addoption(parser):
     group.addoption("--assignment", metavar="NAME", choices=sorted(assignments.ASSIGNMENTS),
                     help="which assignment's checks to run (default: from the notebook's file name)")
     group.addoption("--results-json", metavar="PATH", help="write every check's outcome to this JSON file")
-    group.addoption("--sandbox", choices=("auto", "bwrap", "none"), default="auto",
-                    help="how to isolate student code (auto: bubblewrap when usable; none: unsafe, for debugging)")
+    group.addoption("--sandbox", choices=MODES, default="auto",
+                    help="how to confine student code (auto: bubblewrap where usable, else a user of its own; "
+                         "none: unconfined, unsafe)")
     group.addoption("--call-timeout", type=float, default=Limits.call_seconds, metavar="SECONDS",
                     help="seconds one call of a student's function may take")
     group.addoption("--cell-timeout", type=float, default=Limits.cell_seconds, metavar="SECONDS",
@@ -48,7 +49,8 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "check(name, points): a graded hidden check; name starts with 'function: '")
+    config.addinivalue_line("markers", "check(name, points, visible=False): a graded hidden check; name starts with "
+                                       "'function: '; visible: the notebook's visible tests ask the same question")
     config.stash[RESULTS] = {"checks": [], "started": time.time()}
 
 
@@ -243,7 +245,8 @@ def pytest_runtest_makereport(item, call):
         return
     name = marker.args[0] if marker.args else marker.kwargs["name"]
     points = float(marker.kwargs.get("points", marker.args[1] if len(marker.args) > 1 else 1))
-    entry = {"name": name, "max_score": points, "score": 0.0, "outcome": "passed", "message": ""}
+    entry = {"name": name, "max_score": points, "score": 0.0, "outcome": "passed", "message": "",
+             "visible": bool(marker.kwargs.get("visible", False))}   # the notebook's own tests ask the same
     notes = [str(value) for key, value in item.user_properties if key == "note"]
     if report.passed:
         entry["score"] = points
@@ -254,7 +257,7 @@ def pytest_runtest_makereport(item, call):
     else:
         error = call.excinfo.value if call.excinfo else None
         if isinstance(error, (CheckFailed, StudentError, SubmissionError)):
-            entry.update(outcome="failed", message=str(error))
+            entry.update(outcome="failed", message="\n".join([str(error), *notes]))
         else:  # a bug in the check itself: never the student's fault, never shown to them verbatim
             entry.update(outcome="grader_error", message="the grader failed on this check; your instructor has been told",
                          detail=str(report.longrepr)[-3000:])
@@ -269,8 +272,6 @@ def pytest_sessionfinish(session):
         return
     data = config.stash[RESULTS]
     data["execution_time"] = round(time.time() - data.pop("started"), 3)
-    if data.get("sandbox") == "none":
-        data["warning"] = NO_SANDBOX_WARNING
     Path(path).write_text(json.dumps(data, indent=2))
 
 

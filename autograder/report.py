@@ -54,8 +54,14 @@ def manual_note(outcome: dict) -> str | None:
     return f"Graded by your instructor, not included above: {items}."
 
 
-def gradescope_results(outcome: dict) -> dict:
-    """Gradescope's results.json for one submission (see the autograder specification)."""
+VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")   # Gradescope's, per test
+WHEN_SHOWN = {"hidden": "are not shown to students", "after_due_date": "are shown after the due date",
+              "after_published": "are shown once grades are published"}
+
+
+def gradescope_results(outcome: dict, hidden_visibility: str = "visible") -> dict:
+    """Gradescope's results.json for one submission (see the autograder specification). Checks that ask
+    what the notebook's own tests ask are always visible; the others follow `hidden_visibility`."""
     checks = outcome.get("checks", [])
     score, _ = outcome_totals(outcome)
     notes = []
@@ -66,16 +72,19 @@ def gradescope_results(outcome: dict) -> dict:
     notes += [f"Note: {line}" for line in outcome.get("skipped_cells", []) + outcome.get("notes", [])]
     if manual_note(outcome):
         notes.append(manual_note(outcome))
-    if outcome.get("warning"):
-        notes.append(outcome["warning"])
+    withheld = [c for c in checks if not c.get("visible")] if hidden_visibility != "visible" else []
+    if withheld:
+        notes.append(f"{len(withheld)} further checks ({sum(c['max_score'] for c in withheld):g} points) "
+                     f"{WHEN_SHOWN[hidden_visibility]}.")
     tests = []
     for check in checks:
         test = {"name": check["name"], "score": check["score"], "max_score": check["max_score"],
-                "output": check["message"], "visibility": "visible"}
+                "output": check["message"], "visibility": "visible" if check.get("visible") else hidden_visibility}
         if check["outcome"] in ("passed", "failed"):
             test["status"] = check["outcome"]
-        else:  # not run: no status and no points at stake, so it is neither a pass nor a failure
+        else:  # never shown as passed: failed, at no points (not run) or its points (grader error)
             test["name"] += f" [{OUTCOME_MARK[check['outcome']].lower()}]"
+            test["status"] = "failed"
             test["max_score"] = 0.0 if check["outcome"] == "not_run" else check["max_score"]
             test["extra_data"] = {"outcome": check["outcome"]}
         tests.append(test)

@@ -11,12 +11,18 @@ and a sandbox that cannot do that is replaced.
 
 Resource limits bound each child's memory, file size and CPU time and, where the host lets us
 create cgroups, the sandbox's processes and memory. The grader talks to each child through its own
-pipes (wire.py) with a deadline on every answer; on a deadline the child is killed. Where
-bubblewrap is missing, the zygote runs unconfined and every report says so loudly.
+pipes (wire.py) with a deadline on every answer; on a deadline the child is killed.
+
+Where bubblewrap cannot create namespaces (Docker's default profile, as on Gradescope), the same
+zygote runs without them ("uid" mode, uid_confinement.py): each child drops to a user id of its
+sandbox's own, under the same syscall filter (which then also keeps it off the network) and limits.
+Where neither is possible the grader refuses to run student code, unless the instructor asks for
+"none" (unconfined) explicitly.
 """
 from __future__ import annotations
 
 import atexit
+import ctypes
 import functools
 import importlib.util
 import json
@@ -30,19 +36,20 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from . import wire
+from . import cgroups, uid_confinement, wire
 from .assignments import STUDENT_LIBRARIES, STUDENT_PACKAGES
 
 RUNNER_FILES = ("zygote.py", "notebook_run.py", "student_runner.py", "processes.py", "wire.py",
                 "syscall_filter.py")   # all the sandbox sees of us
-CGROUP_V1 = Path("/sys/fs/cgroup")
+PACKAGE_DIR = Path(__file__).resolve().parent
+MODES = ("auto", "bwrap", "uid", "none")
 ZYGOTE_BYTES = 1 << 30   # torch imported, before any child
+PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -80,81 +87,52 @@ def bwrap_path() -> str | None:
     return path if probe.returncode == 0 else None
 
 
+class NoConfinement(RuntimeError):
+    """Student code cannot be confined here, and running it unconfined was not asked for."""
+
+
 def sandbox_mode(requested: str = "auto") -> str:
-    if requested not in ("auto", "bwrap", "none"):
+    """bwrap where bubblewrap can create namespaces, else uid where we are root; "none" only when asked."""
+    if requested not in MODES:
         raise ValueError(f"unknown sandbox mode {requested!r}")
     if requested == "none":
         return "none"
-    if bwrap_path():
+    if requested in ("auto", "bwrap") and bwrap_path():
         return "bwrap"
     if requested == "bwrap":
-        raise RuntimeError("bubblewrap (bwrap) is required but not usable here: apt-get install bubblewrap")
-    return "none"
+        raise NoConfinement("bubblewrap (bwrap) is required but cannot create namespaces here "
+                            "(apt-get install bubblewrap, or a container that allows user namespaces)")
+    problem = uid_confinement.problem()
+    if problem is None:
+        return "uid"
+    raise NoConfinement(f"student code cannot be confined here: bubblewrap cannot create namespaces and {problem}. "
+                        "Run the grader as root (student code then runs as a user of its own), or allow "
+                        "bubblewrap's namespaces; --unsafe-no-sandbox grades unconfined, for trusted code only.")
 
 
-NO_SANDBOX_WARNING = ("WARNING: no sandbox. bubblewrap is not available, so student code ran as an ordinary "
-                      "process with resource limits only; it could read files and use the network. "
-                      "Install bubblewrap (apt-get install bubblewrap) before grading for real.")
+NO_SANDBOX_WARNING = ("WARNING: no sandbox (--unsafe-no-sandbox): student code ran as an ordinary process with "
+                      "resource limits only; it could read the grader's files and use the network.")
 
 
-def cgroup_prefix() -> str:
-    """Names of this process's sandbox cgroups start with it, so whoever started us can remove them."""
-    return os.environ.get("AUTOGRADER_CGROUP_PREFIX", "autograder-")
+def private_paths() -> list[Path]:
+    """What student code must never read: the hidden checks, the course's solutions, and what the grade
+    command adds (its reports and the submissions) through AUTOGRADER_PRIVATE."""
+    course = PACKAGE_DIR.parent
+    paths = [PACKAGE_DIR / "assignments", course / "solutions", course / "exercises"]
+    paths += [Path(p) for p in os.environ.get("AUTOGRADER_PRIVATE", "").split(os.pathsep) if p]
+    return [p for p in paths if p.exists()]
 
 
-def remove_cgroups(prefix: str, seconds: float = 5.0) -> None:
-    """Every cgroup whose name starts with `prefix` (a killed grading worker's), once its processes are gone."""
-    deadline = time.monotonic() + seconds
-    for controller in ("pids", "memory"):
-        for path in (CGROUP_V1 / controller).glob(f"{prefix}*") if (CGROUP_V1 / controller).is_dir() else ():
-            while True:
-                try:
-                    path.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        break
-                    time.sleep(0.05)
+def remove_leftovers(prefix: str) -> None:
+    """What a killed grading worker's sandboxes (all named from `prefix`) may have left: the processes and
+    files of their users, their folders, their cgroups (once their processes are gone)."""
+    uid_confinement.release_abandoned(prefix)
+    for folder in Path(UID_WORKDIRS).glob(f"{prefix}*"):
+        shutil.rmtree(folder, ignore_errors=True)
+    cgroups.remove_all(prefix)
 
 
-class _Cgroups:
-    """Per-sandbox v1 cgroups for pids and memory, when the host lets us make them."""
-
-    def __init__(self, limits: Limits):
-        self.paths = []
-        name = f"{cgroup_prefix()}{uuid.uuid4().hex[:12]}"
-        for controller, settings in (("pids", {"pids.max": limits.processes}),
-                                     # above one child's RLIMIT_AS so a plain MemoryError usually comes
-                                     # first; the zygote's own pages and tmpfs pages are charged here too
-                                     ("memory", {"memory.limit_in_bytes": limits.memory_bytes
-                                                 + 3 * limits.tmp_bytes + ZYGOTE_BYTES})):
-            path = CGROUP_V1 / controller / name
-            try:
-                path.mkdir()
-                for key, value in settings.items():
-                    (path / key).write_text(str(value))
-                self.paths.append(path)
-            except OSError:
-                try:
-                    path.rmdir()
-                except OSError:
-                    pass
-
-    def join(self):  # runs in the child between fork and exec
-        for path in self.paths:
-            with open(path / "cgroup.procs", "w") as handle:
-                handle.write(str(os.getpid()))
-
-    def remove(self):
-        for path in self.paths:
-            for _ in range(50):
-                try:
-                    path.rmdir()
-                    break
-                except OSError:
-                    time.sleep(0.02)
+UID_WORKDIRS = "/tmp"   # without namespaces the sandbox's user must reach its folder: no private TMPDIR above it
 
 
 class Sandbox:
@@ -164,6 +142,7 @@ class Sandbox:
     def __init__(self, mode: str = "auto", limits: Limits = Limits()):
         self.mode, self.limits = sandbox_mode(mode), limits
         self.process = None
+        self.user = None   # uid mode: the ClaimedUid of this sandbox
         self.dirty = False   # a child ran since the last reset
 
     def spawn(self) -> tuple[int, int, int]:
@@ -194,8 +173,11 @@ class Sandbox:
     def reset(self):
         """Between submissions: every process of the last one killed, every writable place emptied.
         A sandbox that cannot promise that is thrown away; the next spawn starts a new one."""
-        if self.process is not None and self.dirty and self._request("reset", seconds=60) != "clean":
-            self.close()
+        if self.process is not None and self.dirty:
+            if self._request("reset", seconds=60) != "clean":
+                self.close()
+            elif self.user is not None:   # what its user left in /tmp and the like, outside the zygote's reach
+                uid_confinement.clean_up_after(self.user.uid)
         self.dirty = False
 
     def close(self):
@@ -208,6 +190,9 @@ class Sandbox:
                 pass
         self.process.wait()
         self._control.close()
+        if self.user is not None:   # kills what still runs under its uid before its cgroups go
+            self.user.release()
+            self.user = None
         self._cgroups.remove()
         self._stderr.close()
         shutil.rmtree(self._workdir, ignore_errors=True)
@@ -216,10 +201,15 @@ class Sandbox:
     # -- internals ------------------------------------------------------------------------------
     def _start(self):
         self.close()
-        self._workdir = Path(tempfile.mkdtemp(prefix="autograder-"))
+        if self.mode == "uid":
+            self._workdir = Path(tempfile.mkdtemp(prefix=cgroups.prefix(), dir=UID_WORKDIRS))
+        else:
+            self._workdir = Path(tempfile.mkdtemp(prefix="autograder-"))
         runner_dir, scratch = self._workdir / "runner", self._workdir / "scratch"
         runner_dir.mkdir()
         scratch.mkdir()
+        if self.mode == "uid":
+            self._confine_to_a_user(scratch)
         here = Path(__file__).parent
         for name in RUNNER_FILES:
             shutil.copy(here / name, runner_dir / name)
@@ -228,7 +218,10 @@ class Sandbox:
             shutil.copytree(source, self._workdir / "student_lib" / library,
                             ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         self._stderr = open(self._workdir / "stderr", "w+b")
-        self._cgroups = _Cgroups(self.limits)
+        # above one child's RLIMIT_AS so a plain MemoryError usually comes first; the zygote's own pages
+        # and tmpfs pages are charged here too
+        self._cgroups = cgroups.Cgroups(self.limits.processes,
+                                        self.limits.memory_bytes + 3 * self.limits.tmp_bytes + ZYGOTE_BYTES)
         self._control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         with theirs:
             self.process = subprocess.Popen(
@@ -238,6 +231,18 @@ class Sandbox:
             problem = f"the sandbox did not start: {self._diagnostics()}"
             self.close()
             raise RuntimeError(problem)
+
+    def _confine_to_a_user(self, scratch: Path):
+        self.user = uid_confinement.ClaimedUid(cgroups.prefix())
+        os.chmod(self._workdir, 0o711)    # its user may pass through to what it needs, not list it
+        os.chown(scratch, self.user.uid, self.user.uid)
+        private = private_paths()
+        uid_confinement.make_private(private)
+        readable = uid_confinement.readable_by(self.user.uid, private)
+        if readable:
+            self.close()
+            raise NoConfinement(f"student code could read {', '.join(readable)}: the grader's files must not be "
+                                "readable by other users (chmod go-rwx)")
 
     def _request(self, message: str, fds=(), seconds: float = 10.0) -> str | None:
         try:
@@ -263,12 +268,15 @@ class Sandbox:
         return self._stderr.read()[-3000:].decode(errors="replace")
 
     def _child_rlimits(self) -> dict[str, int]:
-        return {"RLIMIT_AS": self.limits.memory_bytes, "RLIMIT_FSIZE": self.limits.file_bytes,
-                "RLIMIT_CPU": self.limits.cpu_seconds, "RLIMIT_CORE": 0}
+        limits = {"RLIMIT_AS": self.limits.memory_bytes, "RLIMIT_FSIZE": self.limits.file_bytes,
+                  "RLIMIT_CPU": self.limits.cpu_seconds, "RLIMIT_CORE": 0}
+        if self.mode == "uid":   # per user, and the sandbox's user is its own: the whole sandbox's processes
+            limits["RLIMIT_NPROC"] = self.limits.processes
+        return limits
 
     def _command(self, runner_dir: Path, scratch: Path) -> list[str]:
         python = [sys.executable, "-I", "-B", "/runner/zygote.py"]
-        if self.mode == "none":
+        if self.mode in ("none", "uid"):
             return [sys.executable, "-I", "-B", str(runner_dir / "zygote.py")]
         # Order matters: the tmpfs mounts come first so that later binds (a venv under /tmp) stay visible.
         # --as-pid-1: the zygote is the namespace's init. No bubblewrap init stays inside holding a copy
@@ -312,6 +320,8 @@ class Sandbox:
             if _python_under_tmp():   # /tmp is read-only then (see _command)
                 places, extra = places[:2], {"TMPDIR": "/sandbox"}
         library = "/student_lib" if self.mode == "bwrap" else str(scratch.parent / "student_lib")
+        if self.mode == "uid":
+            extra = {"AUTOGRADER_SANDBOX_UID": str(self.user.uid), "TMPDIR": str(scratch)}
         return {**extra, "AUTOGRADER_SCRATCH": os.pathsep.join(places), "AUTOGRADER_STUDENT_LIB": library,
                 "PATH": "/usr/bin:/bin", "HOME": home,
                 "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
@@ -320,6 +330,8 @@ class Sandbox:
 
     def _in_child(self):
         os.setsid()
+        if self.mode == "uid":   # bubblewrap's --die-with-parent: a killed worker takes its zygote along
+            ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         self._cgroups.join()
         for limit, value in ((resource.RLIMIT_FSIZE, self.limits.file_bytes), (resource.RLIMIT_CORE, 0)):
             resource.setrlimit(limit, (value, value))

@@ -81,20 +81,31 @@ _generations: OrderedDict[tuple, Generation] = OrderedDict()
 MAX_REMEMBERED = 256
 
 
-def generate(pipe, prompt: str, guidance_scale: float, num_inference_steps: int, generator_state) -> Generation:
+@dataclass(frozen=True)
+class ImageOptions:
+    """The other arguments of a pipeline call that change its image, normalised as the real pipeline treats
+    them: no negative prompt is the empty one, no size is the model's own."""
+    negative_prompt: str = ""
+    eta: float = 0.0
+    height: int | None = None
+    width: int | None = None
+
+
+def generate(pipe, prompt: str, guidance_scale: float, num_inference_steps: int, generator_state,
+             options: ImageOptions = ImageOptions()) -> Generation:
     """One image, from a CPU generator in the given state so that CPU and GPU pipelines start from the
     same noise. With a generator the pipeline is a pure function of these arguments, so a call made
     before (by the reference, or by a student making the same calls as another) is answered from
     memory, with the seconds the original run took; the arrays handed out are read-only. Without one
     the noise comes from torch's global generator: such calls always run."""
     if generator_state is None:
-        return _run_pipeline(pipe, prompt, guidance_scale, num_inference_steps, None)
+        return _run_pipeline(pipe, prompt, guidance_scale, num_inference_steps, None, options)
     state = np.ascontiguousarray(generator_state, dtype=np.uint8)
-    key = (id(pipe), prompt, guidance_scale, num_inference_steps, state.tobytes())
+    key = (id(pipe), prompt, guidance_scale, num_inference_steps, state.tobytes(), options)
     if key in _generations:
         _generations.move_to_end(key)
         return _generations[key]
-    generation = _run_pipeline(pipe, prompt, guidance_scale, num_inference_steps, state)
+    generation = _run_pipeline(pipe, prompt, guidance_scale, num_inference_steps, state, options)
     generation.image.flags.writeable = False
     generation.final_state.flags.writeable = False
     _generations[key] = generation
@@ -103,7 +114,8 @@ def generate(pipe, prompt: str, guidance_scale: float, num_inference_steps: int,
     return generation
 
 
-def _run_pipeline(pipe, prompt, guidance_scale, num_inference_steps, state) -> Generation:
+def _run_pipeline(pipe, prompt, guidance_scale, num_inference_steps, state,
+                  options: ImageOptions = ImageOptions()) -> Generation:
     import torch
 
     started = time.perf_counter()
@@ -112,7 +124,8 @@ def _run_pipeline(pipe, prompt, guidance_scale, num_inference_steps, state) -> G
         generator = torch.Generator(device="cpu")
         generator.set_state(torch.from_numpy(state.copy()))
     result = pipe(prompt, guidance_scale=guidance_scale, num_inference_steps=num_inference_steps,
-                  generator=generator, output_type="np")
+                  generator=generator, output_type="np", negative_prompt=options.negative_prompt or None,
+                  eta=options.eta, height=options.height, width=options.width)
     image = np.nan_to_num(np.asarray(result.images[0], dtype=np.float32), nan=0.0)
     final_state = None if generator is None else generator.get_state().numpy().copy()
     return Generation((np.clip(image, 0.0, 1.0) * 255).round().astype(np.uint8), final_state,
@@ -135,6 +148,7 @@ class RecordingPipeline:
     pipe: object
     calls: list[PipelineCall] = field(default_factory=list)
     serving_seconds: float = 0.0   # wall time spent here, remembered answers included
+    notes: set[str] = field(default_factory=set)   # what the student should know about how their calls ran
 
     def __call__(self, request: dict, arrays: dict[str, np.ndarray]) -> tuple[dict, dict[str, np.ndarray]]:
         started = time.perf_counter()
@@ -162,13 +176,38 @@ class RecordingPipeline:
         state = arrays.get("generator_state")
         if state is not None and (state.dtype != np.uint8 or state.shape != fresh_generator_state(0).shape):
             return {"error": "the generator must be a CPU torch.Generator"}, {}
-        image, final_state, seconds = generate(self.pipe, prompt, float(scale), steps, state)
+        options = self._options(request)
+        if isinstance(options, str):
+            return {"error": options}, {}
+        if request.get("generator_device") == "cuda":
+            self.notes.add("your generator was made on CUDA; the grading sandbox has no GPU, so it drew the same "
+                           "seed's noise on the CPU (on a GPU, CUDA and CPU generators give different images)")
+        image, final_state, seconds = generate(self.pipe, prompt, float(scale), steps, state, options)
         self.calls.append(PipelineCall(prompt, float(scale), steps, None if state is None else state.copy(), seconds,
                                        image))
         answer_arrays = {"image": image}
         if final_state is not None:
             answer_arrays["generator_state"] = final_state
         return {"ok": True}, answer_arrays
+
+    def _options(self, request: dict) -> ImageOptions | str:
+        """The call's image-changing options, or what is wrong with them."""
+        negative, eta = request.get("negative_prompt"), request.get("eta", 0.0)
+        if negative is not None and (not isinstance(negative, str) or len(negative) > 2000):
+            return "negative_prompt must be a string"
+        if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not math.isfinite(eta) or not 0 <= eta <= 1:
+            return "eta must be a number from 0 to 1"
+        native_height, native_width = self.resolution
+        sizes = []
+        for name, value, native in (("height", request.get("height"), native_height),
+                                    ("width", request.get("width"), native_width)):
+            if value is None or value == native:
+                sizes.append(None)
+            elif isinstance(value, bool) or not isinstance(value, int) or not 8 <= value <= 1024 or value % 8:
+                return f"{name} must be a multiple of 8 up to 1024"
+            else:
+                sizes.append(value)
+        return ImageOptions(negative or "", float(eta), *sizes)
 
     @property
     def resolution(self) -> tuple[int, int]:

@@ -88,9 +88,10 @@ CHANNEL = {}   # the protocol's file descriptors, set in serve(); the pipeline p
 class GradingPipeline:
     """Stands in for the diffusers pipeline: the grader runs each call on the real one and sends the image.
 
-    Supports what a text-to-image call needs: pipe(prompt, guidance_scale=..., num_inference_steps=...,
-    generator=torch.Generator("cpu")...). The student's generator advances exactly as the real
-    pipeline would advance it.
+    It takes StableDiffusionPipeline.__call__'s arguments, in its order. Those that shape the image
+    (prompt, size, steps, guidance, negative prompt, eta, generator) go to the grader's pipeline; the
+    others are accepted at their defaults (a step callback is accepted and never called: it cannot change
+    the image). The student's generator advances exactly as the real pipeline would advance it.
     """
 
     def __init__(self, height, width):
@@ -99,26 +100,46 @@ class GradingPipeline:
         self.height, self.width = int(height), int(width)
         self.device = torch.device("cpu")
 
-    def __call__(self, prompt=None, guidance_scale=7.5, num_inference_steps=50, generator=None, *,
-                 height=None, width=None, num_images_per_prompt=1, output_type="pil", negative_prompt=None,
-                 return_dict=True):
+    def __call__(self, prompt=None, height=None, width=None, num_inference_steps=50, timesteps=None, sigmas=None,
+                 guidance_scale=7.5, negative_prompt=None, num_images_per_prompt=1, eta=0.0, generator=None,
+                 latents=None, prompt_embeds=None, negative_prompt_embeds=None, ip_adapter_image=None,
+                 ip_adapter_image_embeds=None, output_type="pil", return_dict=True, cross_attention_kwargs=None,
+                 guidance_rescale=0.0, clip_skip=None, callback_on_step_end=None,
+                 callback_on_step_end_tensor_inputs=("latents",), **kwargs):
         import torch
         from PIL import Image
 
         if isinstance(prompt, (list, tuple)) and len(prompt) == 1:
             prompt = prompt[0]
+        if isinstance(negative_prompt, (list, tuple)) and len(negative_prompt) == 1:
+            negative_prompt = negative_prompt[0]
         if isinstance(generator, (list, tuple)) and len(generator) == 1:
             generator = generator[0]
-        if height not in (None, self.height) or width not in (None, self.width):
-            raise ValueError(f"keep the pipeline's resolution ({self.height}x{self.width})")
-        if num_images_per_prompt not in (None, 1) or negative_prompt is not None or output_type != "pil":
-            raise ValueError("the grading pipeline makes one PIL image per call, without a negative prompt")
-        if generator is not None and not (isinstance(generator, torch.Generator) and generator.device.type == "cpu"):
-            raise TypeError("pass a CPU generator: torch.Generator(device='cpu').manual_seed(seed)")
+        unsupported = [name for name, value in (
+            ("timesteps", timesteps), ("sigmas", sigmas), ("latents", latents), ("prompt_embeds", prompt_embeds),
+            ("negative_prompt_embeds", negative_prompt_embeds), ("ip_adapter_image", ip_adapter_image),
+            ("ip_adapter_image_embeds", ip_adapter_image_embeds), ("cross_attention_kwargs", cross_attention_kwargs),
+            ("clip_skip", clip_skip)) if value is not None] + [name for name in kwargs]
+        if guidance_rescale not in (0, 0.0):
+            unsupported.append("guidance_rescale")
+        if num_images_per_prompt not in (None, 1):
+            unsupported.append("num_images_per_prompt (one image per call)")
+        if output_type not in (None, "pil"):
+            unsupported.append(f"output_type={output_type!r} (images come back as PIL images)")
+        if unsupported:
+            raise ValueError(f"the grading pipeline cannot honour {', '.join(unsupported)}: leave "
+                             f"{'it' if len(unsupported) == 1 else 'them'} at the default")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError("generator must be a torch.Generator, e.g. torch.Generator('cpu').manual_seed(seed)")
         arrays = {} if generator is None else {"generator_state": generator.get_state().numpy().copy()}
-        # Plain numbers only cross the boundary; the grader rejects anything else with a clear message.
+        # Plain numbers and strings only cross the boundary; the grader rejects anything else clearly.
         request = {"prompt": prompt, "guidance_scale": _plain_number(guidance_scale, float),
-                   "num_inference_steps": _plain_number(num_inference_steps, int)}
+                   "num_inference_steps": _plain_number(num_inference_steps, int),
+                   "negative_prompt": negative_prompt, "eta": _plain_number(eta, float),
+                   "height": None if height is None else _plain_number(height, int),
+                   "width": None if width is None else _plain_number(width, int),
+                   "generator_device": None if generator is None else getattr(generator, "requested_device",
+                                                                              generator.device.type)}
         wire.write_frame(CHANNEL["replies"], wire.pack({"callback": "pipeline", "request": request}, arrays))
         answer, answer_arrays = wire.unpack(wire.read_frame(CHANNEL["requests"]))
         if "error" in answer:
@@ -129,6 +150,31 @@ class GradingPipeline:
         output = type("StableDiffusionPipelineOutput", (), {})()
         output.images, output.nsfw_content_detected = [image], None
         return output if return_dict else ([image], None)
+
+
+def allow_cuda_generators():
+    """There is no GPU in the sandbox, yet the lesson makes its generator on the pipeline's device, and a
+    GPU pipeline accepts torch.Generator("cuda"). Here such a generator is a CPU one seeded the same, and
+    the grading pipeline is told it was asked for on CUDA (the feedback says so)."""
+    import torch
+
+    if torch.cuda.is_available() or getattr(torch.Generator, "stands_in_for_cuda", False):
+        return
+
+    class Generator(torch.Generator):
+        stands_in_for_cuda = True
+
+        def __new__(cls, device="cpu"):
+            requested = torch.device(device).type
+            generator = super().__new__(cls, "cpu" if requested == "cuda" else device)
+            generator.requested_device = requested
+            return generator
+
+        def __init__(self, device="cpu"):
+            pass
+
+    Generator.__name__ = Generator.__qualname__ = "Generator"
+    torch.Generator = Generator
 
 
 def _plain_number(value, kind):

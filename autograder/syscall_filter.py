@@ -3,17 +3,24 @@
 The zygote builds the filter once (libseccomp, through pyseccomp) and loads it into each child just
 before student code runs. What it denies is nothing a lesson needs, and each is a way to leave state
 that outlives the child where the zygote's reset cannot reach it (kernel keyrings, POSIX message
-queues), to reach other processes (tracing, reading or copying their memory and descriptors), or to
-change the sandbox itself (namespaces, mounts).
+queues), to reach other processes (tracing, reading or copying their memory and descriptors), to
+change the sandbox itself (namespaces, mounts), or to reach a network. Under bubblewrap the network
+namespace is empty anyway; without namespaces (a container that forbids them) the filter is what
+keeps student code off the network: only local (AF_UNIX) sockets can be made, and io_uring, which
+can open sockets without the socket() call, is unavailable.
 """
 import errno
+import socket
 
 DENIED = (
     "add_key", "request_key", "keyctl",
     "mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive", "mq_notify", "mq_getsetattr",
     "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd", "kcmp",
     "unshare", "setns", "mount", "umount2", "pivot_root", "chroot",
+    "io_uring_setup", "io_uring_enter", "io_uring_register", "bpf", "perf_event_open",
 )
+NAMESPACE_FLAGS = (0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000,
+                   0x00000080)   # CLONE_NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET, NEWTIME
 
 
 def build():
@@ -22,4 +29,12 @@ def build():
     syscall_filter = pyseccomp.SyscallFilter(pyseccomp.ALLOW)
     for name in DENIED:
         syscall_filter.add_rule(pyseccomp.ERRNO(errno.EPERM), name)
+    for name in ("socket", "socketpair"):
+        syscall_filter.add_rule(pyseccomp.ERRNO(errno.EACCES), name,
+                                pyseccomp.Arg(0, pyseccomp.NE, socket.AF_UNIX))
+    for flag in NAMESPACE_FLAGS:
+        syscall_filter.add_rule(pyseccomp.ERRNO(errno.EPERM), "clone", pyseccomp.Arg(0, pyseccomp.MASKED_EQ, flag, flag))
+    # clone3 passes its flags in memory, where a filter cannot look: ENOSYS makes libc fall back to
+    # clone (Docker's default profile does the same).
+    syscall_filter.add_rule(pyseccomp.ERRNO(errno.ENOSYS), "clone3")
     return syscall_filter

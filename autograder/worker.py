@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from autograder import assignments
-from autograder.sandbox import remove_cgroups
+from autograder.sandbox import remove_leftovers
 
 
 # Per submission, pytest's long tracebacks (seconds for a notebook of stubs) and its two forced
@@ -143,7 +143,7 @@ class GradingWorker:
             self.process.wait()
             self.process = None
         if getattr(self, "scratch", None):
-            remove_cgroups(self.cgroup_prefix)
+            remove_leftovers(self.cgroup_prefix)
             shutil.rmtree(self.scratch, ignore_errors=True)
             self.scratch = None
 

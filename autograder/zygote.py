@@ -9,8 +9,9 @@ talks to it over a SOCK_SEQPACKET socket on fd 0, one message per request:
     reset                     -> "clean"       between two submissions: see reset()
 
 Nothing of one student reaches the next: a child never sees the control socket, the zygote never
-runs student code and cannot be traced, read, stopped or killed by its children (it is the sandbox's
-PID 1 and not dumpable), and reset() kills
+runs student code and cannot be traced, read, stopped or killed by its children (it is not dumpable,
+and under bubblewrap it is the sandbox's PID 1; without namespaces it stays root while each child
+becomes the sandbox's own user), and reset() kills
 every descendant and wipes every writable place and every System V IPC object before the next
 submission's first child is forked. If it cannot, the zygote exits and the grader starts a new one.
 """
@@ -30,6 +31,8 @@ PR_SET_DUMPABLE = 4
 IPC_RMID = 0
 LIBC = ctypes.CDLL(None, use_errno=True)
 SCRATCH = [path for path in os.environ.get("AUTOGRADER_SCRATCH", "").split(os.pathsep) if path]
+# Without namespaces (sandbox.py's "uid" mode) the zygote stays root and each child becomes this user.
+SANDBOX_UID = int(os.environ.get("AUTOGRADER_SANDBOX_UID") or -1)
 
 
 SYSCALL_FILTER = []   # built once by preload(), loaded into every child
@@ -45,6 +48,9 @@ def preload():
     import torch.nn.functional  # noqa: F401
 
     torch.set_num_threads(1)
+    import student_runner
+
+    student_runner.allow_cuda_generators()
     # First uses that set something up lazily (numpy.random is imported on first access, a torch
     # operator builds its dispatch on first call): paid once here, not in every submission's run.
     import numpy.random  # noqa: F401
@@ -82,6 +88,10 @@ def run_child(fds, limits):
             handle.write("1000")
     except OSError:
         pass
+    if SANDBOX_UID >= 0:
+        os.setgroups([])
+        os.setresgid(SANDBOX_UID, SANDBOX_UID, SANDBOX_UID)
+        os.setresuid(SANDBOX_UID, SANDBOX_UID, SANDBOX_UID)
     SYSCALL_FILTER[0].load()   # last: no student code has run yet, none will run without it
     notebook_run.main()
 
@@ -128,10 +138,15 @@ def remove_ipc_objects():
                          ("sem", lambda ipc_id: LIBC.semctl(ipc_id, 0, IPC_RMID))):
         try:
             with open(f"/proc/sysvipc/{kind}") as handle:
-                rows = handle.read().splitlines()[1:]
-        except OSError:
+                header, *rows = handle.read().splitlines()
+        except (OSError, ValueError):
             continue
+        names = header.split()
         for row in rows:
+            fields = dict(zip(names, row.split()))
+            # Without a namespace of our own the host's objects are not ours: only our user's go.
+            if SANDBOX_UID >= 0 and str(SANDBOX_UID) not in (fields.get("uid"), fields.get("cuid")):
+                continue
             remove(int(row.split()[1]))   # the second column is the object's id
 
 

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.submissions import ASSIGNMENT, CORRECT, HOSTILE, MISTAKES, build, variant_with  # noqa: E402
-from tests.tiny_models import build_tiny_pipeline  # noqa: E402
+from autograder.sd_stand_in import build_tiny_pipeline  # noqa: E402
 
 # nbgrader's visible test cells and the hidden check that asks the same question.
 SHARED = {

@@ -7,9 +7,9 @@ if ! command -v bwrap >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing bubblewrap (the sandbox for student code)"
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap libseccomp2 >/dev/null) \
-      || echo "setup: WARNING: could not install bubblewrap; grading will run without a sandbox" >&2
+      || echo "setup: WARNING: could not install bubblewrap; grading as root confines student code without namespaces, otherwise it refuses" >&2
   else
-    echo "setup: WARNING: bubblewrap (bwrap) is missing; install it, or grading runs without a sandbox" >&2
+    echo "setup: WARNING: bubblewrap (bwrap) is missing; install it (grading as a non-root user refuses without it)" >&2
   fi
 fi
 

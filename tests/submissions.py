@@ -82,6 +82,19 @@ def variant_with(cross_attention=None, apply_cfg=None, guidance_norms=None, gene
 
 
 CORRECT = {
+    # As held-out real implementations call a real StableDiffusionPipeline: arguments that do not change
+    # the image, and the lesson's generator made on "cuda" (the sandbox has no GPU: a CPU one stands in).
+    "real_pipeline_arguments": variant_with(generate_guidance_sweep='''
+def generate_guidance_sweep(pipe, prompt, guidance_scales, seed=42, num_inference_steps=30):
+    images = []
+    for w in guidance_scales:
+        generator = torch.Generator("cuda").manual_seed(seed)
+        result = pipe(prompt=[prompt], negative_prompt="", eta=0.0, guidance_scale=w, output_type="pil",
+                      num_inference_steps=num_inference_steps, generator=generator, callback_on_step_end=None,
+                      num_images_per_prompt=1, return_dict=True)
+        images.append(result.images[0])
+    return images
+'''),
     "einsum": variant_with(cross_attention='''
 def cross_attention(x_spatial, x_text, W_Q, W_K, W_V):
     q, k, v = W_Q(x_spatial), W_K(x_text), W_V(x_text)
@@ -132,6 +145,9 @@ def apply_cfg(noise_uncond, noise_cond, guidance_scale):
 }
 
 MISTAKES = {  # name -> (variant, the function that must lose points)
+    "sweep_at_480": (variant_with(generate_guidance_sweep=GOOD_SWEEP.replace(
+        "num_inference_steps=num_inference_steps,", "num_inference_steps=num_inference_steps, height=480, width=480,")),
+        "generate_guidance_sweep"),
     "softmax_wrong_axis": (variant_with(cross_attention=GOOD_CROSS_ATTENTION.replace("dim=-1", "dim=0")),
                            "cross_attention"),
     "no_scaling": (variant_with(cross_attention=GOOD_CROSS_ATTENTION.replace(" / math.sqrt(k.shape[-1])", "")),
@@ -410,6 +426,17 @@ CA_ARGS = "x_spatial, x_text, W_Q, W_K, W_V"
 CFG_ARGS = "noise_uncond, noise_cond, guidance_scale"
 
 # name -> (variant, the most points it may earn honestly)
+HIDDEN_CHECK = ROOT / "autograder" / "assignments" / ASSIGNMENT / "checks" / "test_apply_cfg.py"
+
+
+def leaks_into_its_error(path: Path) -> Variant:
+    """apply_cfg raises with the text of `path`: the grader's failure message would carry it to the student."""
+    return Variant(cross_attention=None, apply_cfg=f'''
+def apply_cfg({CFG_ARGS}):
+    raise RuntimeError("LEAK " + open({str(path)!r}).read()[:300])
+''')
+
+
 HOSTILE = {
     "untouched_stubs": (Variant(cross_attention=None, apply_cfg=None), 0),
     "infinite_loops": (Variant(cross_attention=f"def cross_attention({CA_ARGS}):\n    while True:\n        pass\n",
@@ -512,6 +539,7 @@ def apply_cfg({CFG_ARGS}):
                     return namespace["apply_cfg"](noise_uncond, noise_cond, guidance_scale)
     raise NotImplementedError
 '''), 0),
+    "leaks_hidden_checks": (leaks_into_its_error(HIDDEN_CHECK), 0),
     "network": (Variant(cross_attention=None, apply_cfg=f'''
 import socket
 def apply_cfg({CFG_ARGS}):

@@ -12,7 +12,7 @@ from autograder.assignments import ASSIGNMENTS
 from tests.submissions import ASSIGNMENT, CORRECT, HOSTILE, ROOT, build, variant_with
 
 NOTEBOOK = f"{ASSIGNMENT}.ipynb"
-FULL_WITHOUT_GPU = sum(p for f, p in ASSIGNMENTS[ASSIGNMENT].functions.items() if f != "generate_guidance_sweep")
+FULL = sum(ASSIGNMENTS[ASSIGNMENT].functions.values())   # Exercise 4 on the grader's CPU stand-in here
 CONFTEST = '''
 import pathlib
 pathlib.Path({marker!r}).write_text("the grader ran my conftest")
@@ -74,7 +74,7 @@ def test_the_run_ends_cleanly_with_one_row_per_student(attacked):
 def test_a_conftest_beside_the_notebook_never_runs(attacked):
     assert not attacked["marker"].exists()
     assert results(attacked, "conftest")["score"] == 0
-    assert results(attacked, "honest")["score"] == FULL_WITHOUT_GPU
+    assert results(attacked, "honest")["score"] == FULL
 
 
 def test_a_link_to_the_solution_earns_nothing(attacked):
@@ -83,8 +83,8 @@ def test_a_link_to_the_solution_earns_nothing(attacked):
 
 
 def test_names_cannot_take_another_students_place(attacked):
-    assert results(attacked, "bob")["score"] == FULL_WITHOUT_GPU - ASSIGNMENTS[ASSIGNMENT].functions["apply_cfg"] + 1
-    assert results(attacked, "grades.csv_")["score"] == FULL_WITHOUT_GPU
+    assert results(attacked, "bob")["score"] == FULL - ASSIGNMENTS[ASSIGNMENT].functions["apply_cfg"] + 1
+    assert results(attacked, "grades.csv_")["score"] == FULL
 
 
 @pytest.mark.parametrize("student, words", [("dir_notebook", "is a folder"), ("fifo", "not a regular file"),
@@ -96,16 +96,16 @@ def test_files_that_are_not_notebooks_get_a_row_and_a_reason(attacked, student, 
 
 def test_many_notebooks_make_one_row_graded_once(attacked):
     many = results(attacked, "many")
-    assert many["score"] == FULL_WITHOUT_GPU
+    assert many["score"] == FULL
     assert many["output"].count("not graded (only") == 9
 
 
 def test_a_worker_killed_mid_submission_leaves_nothing_behind(tmp_path):
-    from autograder.sandbox import CGROUP_V1
+    from autograder.cgroups import CGROUP_V1, v2_parent
 
     def our_cgroups():
-        return {p.name for c in ("pids", "memory") if (CGROUP_V1 / c).is_dir()
-                for p in (CGROUP_V1 / c).glob("autograder-*")}
+        parents = [CGROUP_V1 / "pids", CGROUP_V1 / "memory", v2_parent()]
+        return {p for parent in parents if parent is not None and parent.is_dir() for p in parent.glob("autograder-*")}
 
     before = our_cgroups()
     hanging = build(HOSTILE["infinite_loops"][0], tmp_path / "in" / "loops" / NOTEBOOK)

@@ -10,9 +10,10 @@ import os
 import pytest
 
 from autograder import sandbox as sandbox_module
-from autograder.sandbox import CGROUP_V1, Limits, NotebookProcess, Sandbox, StudentError, bwrap_path
+from autograder.cgroups import CGROUP_V1
+from autograder.sandbox import Limits, NotebookProcess, Sandbox, StudentError, bwrap_path
 
-pytestmark = pytest.mark.skipif(bwrap_path() is None, reason="bubblewrap cannot create namespaces on this machine")
+needs_bwrap = pytest.mark.skipif(bwrap_path() is None, reason="bubblewrap cannot create namespaces on this machine")
 
 LEAVE_TRACES = '''
 import ctypes, os, time
@@ -40,21 +41,27 @@ PROBE = '''
 import os
 def probe():
     found = []
+    me = os.getuid()   # without namespaces the host's files, objects and processes are visible: count ours
     for folder in (".", "/tmp", "/dev/shm"):
         try:
-            found += [folder + "/" + name for name in os.listdir(folder)]
+            found += [folder + "/" + name for name in os.listdir(folder)
+                      if os.lstat(folder + "/" + name).st_uid == me]
         except OSError:
             pass
     with open("/proc/sysvipc/shm") as handle:
-        found += ["shm " + line.split()[0] for line in handle.read().splitlines()[1:]]
+        header, *rows = handle.read().splitlines()
+    uid_column = header.split().index("uid")
+    found += ["shm " + row.split()[0] for row in rows if int(row.split()[uid_column]) == me]
     others = [p for p in os.listdir("/proc") if p.isdigit() and int(p) != 1]
     for pid in others:
         try:
+            status = open("/proc/%s/status" % pid).read()
             state = open("/proc/%s/stat" % pid).read().rsplit(")", 1)[1].split()[0]
             group = os.getpgid(int(pid))
         except OSError:
             continue
-        if state != "Z" and group != os.getpgid(0):   # not one of this notebook's own processes
+        uid = int(status.split("Uid:")[1].split()[0])
+        if uid == me and state != "Z" and group != os.getpgid(0):   # not one of this notebook's own processes
             found.append("process " + pid)
     return len(found)
 '''
@@ -117,9 +124,14 @@ def _is_open(fd):
 '''
 
 
-@pytest.fixture
-def sandbox():
-    box = Sandbox("bwrap", Limits(call_seconds=3))
+@pytest.fixture(params=["bwrap", "uid"])
+def sandbox(request):
+    """Each test runs in both confinements: bubblewrap's namespaces, and a user of its own without them."""
+    if request.param == "bwrap" and bwrap_path() is None:
+        pytest.skip("bubblewrap cannot create namespaces on this machine")
+    if request.param == "uid":
+        request.getfixturevalue("others_can_run_python")
+    box = Sandbox(request.param, Limits(call_seconds=3))
     yield box
     box.close()
 
@@ -188,17 +200,20 @@ def test_a_hung_child_is_killed_and_the_sandbox_serves_the_next(sandbox):
 
 
 def test_a_child_cannot_kill_the_zygote(sandbox):
-    # The zygote is the sandbox's PID 1: signals from inside its namespace cannot kill or stop it.
-    killer = "import os, signal\ndef f():\n    for s in (signal.SIGKILL, signal.SIGTERM, signal.SIGSTOP):\n" \
-             "        os.kill(1, s)\n    os.kill(1, 0)\n    return 1\n"
-    assert run(sandbox, killer, "f") == 1
+    # Under bubblewrap the zygote is the namespace's PID 1, which its children cannot kill or stop;
+    # without namespaces it stays root while they run as another user.
+    killer = "import os, signal\ndef f(pid):\n    for s in (signal.SIGKILL, signal.SIGTERM, signal.SIGSTOP, 0):\n" \
+             "        try:\n            os.kill(pid, s)\n        except PermissionError:\n            pass\n    return 1\n"
+    run(sandbox, "def f():\n    return 0\n", "f")   # the sandbox is up
     zygote = sandbox.process.pid
+    assert run(sandbox, killer, "f", 1 if sandbox.mode == "bwrap" else zygote) == 1
     assert run(sandbox, "def f(x):\n    return x + 1\n", "f", 41) == 42
     assert sandbox.process.pid == zygote   # the same sandbox still serves
 
 
-@pytest.mark.skipif(not os.access(CGROUP_V1 / "pids", os.W_OK), reason="no writable v1 pids cgroup: no process limit")
 def test_using_up_the_process_limit_costs_only_that_submission(sandbox):
+    if sandbox.mode == "bwrap" and not os.access(CGROUP_V1 / "pids", os.W_OK):
+        pytest.skip("no writable v1 pids cgroup: no process limit under bubblewrap here")
     forker = """
 import os, time
 def f():
@@ -244,6 +259,7 @@ def f(top):
 """
 
 
+@needs_bwrap
 def test_a_python_installed_under_tmp_cannot_be_moved_away_from_the_next_student(monkeypatch, tmp_path):
     # A clone under /tmp (CI, pytest's tmp_path) puts the venv there: the sandbox mounts it at the same
     # path, so the folders leading to it would sit on the writable /tmp tmpfs.

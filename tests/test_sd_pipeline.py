@@ -60,3 +60,16 @@ def test_the_recorder_reports_pipeline_seconds_even_for_remembered_calls(pipe):
     assert np.array_equal(arrays["generator_state"], made.final_state)
     assert recorder.pipeline_seconds == made.seconds
     assert recorder.serving_seconds < made.seconds   # answered from memory
+
+
+def test_the_stand_in_is_built_identically_wherever_the_grader_is_installed(tmp_path, monkeypatch):
+    from autograder import sd_stand_in
+
+    folders = []
+    for name in ("one", "two"):
+        monkeypatch.setenv("AUTOGRADER_STAND_IN", str(tmp_path / name))
+        folders.append(sd_stand_in.folder())
+    weights = [sorted(f.rglob("*.safetensors")) for f in folders]
+    assert weights[0] and [p.relative_to(folders[0]) for p in weights[0]] == [p.relative_to(folders[1]) for p in weights[1]]
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(*weights))
+    assert sd_stand_in.is_stand_in(str(folders[1]))

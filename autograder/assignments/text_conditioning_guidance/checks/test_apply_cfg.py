@@ -28,7 +28,7 @@ def apply_cfg(student):
     return student.function("apply_cfg")
 
 
-@check("apply_cfg: w=0 returns the unconditional prediction", points=1)
+@check("apply_cfg: w=0 returns the unconditional prediction", points=1, visible=True)
 def test_zero_scale(apply_cfg):
     uncond, cond = predictions(1)
     result = guided(apply_cfg, uncond, cond, 0.0)
@@ -36,7 +36,7 @@ def test_zero_scale(apply_cfg):
                                   "noise_uncond: start the formula from the unconditional prediction")
 
 
-@check("apply_cfg: w=1 returns the conditional prediction", points=1)
+@check("apply_cfg: w=1 returns the conditional prediction", points=1, visible=True)
 def test_unit_scale(apply_cfg):
     uncond, cond = predictions(2)
     result = guided(apply_cfg, uncond, cond, 1.0)

@@ -65,7 +65,7 @@ def test_returns_pair(cross_attention):
     run(cross_attention, make_case(1, **LESSON))
 
 
-@check("cross_attention: weights have shape (queries, text tokens) for any sizes", points=1)
+@check("cross_attention: weights have shape (queries, text tokens) for any sizes", points=1, visible=True)
 def test_weight_shape(cross_attention):
     for seed, sizes in ((2, LESSON), (3, UNET_LIKE)):
         _, weights = run(cross_attention, make_case(seed, **sizes))
@@ -75,7 +75,7 @@ def test_weight_shape(cross_attention):
                f"{expected}, not {tuple(weights.shape)}: one row per spatial location, one column per token")
 
 
-@check("cross_attention: each row of weights sums to 1 with no negative weight", points=1)
+@check("cross_attention: each row of weights sums to 1 with no negative weight", points=1, visible=True)
 def test_rows_are_distributions(cross_attention):
     for seed, sizes in ((4, LESSON), (5, UNET_LIKE)):
         _, weights = run(cross_attention, make_case(seed, **sizes))

@@ -50,7 +50,7 @@ def norms_of(guidance_norms, uncond, cond, scales):
     return list(result)
 
 
-@check("guidance_norms: one Python float per scale", points=1)
+@check("guidance_norms: one Python float per scale", points=1, visible=True)
 def test_one_float_per_scale(guidance_norms, case):
     uncond, cond, _ = case
     norms = norms_of(guidance_norms, uncond, cond, SCALES)

@@ -1,17 +1,43 @@
-"""Tiny random-weight models built offline and saved like hub checkouts: a CLIP text encoder (from the
-library's offline_clip) and a StableDiffusionPipeline. Loading them back with from_pretrained(folder)
-runs the real loading code.
+"""Exercise 4's stand-in pipeline: a tiny random-weight StableDiffusionPipeline that ships with the grader
+as code and is built where the grader runs (seeded, so every build is identical; a second on a CPU).
+Where bk-sdm-small cannot run (no GPU, no weights: Gradescope, GitHub's runners, CI) the sweep's
+contract is graded on it; it is saved like a hub checkout, so loading it runs the real loading code.
 
 The pipeline's sizes follow diffusers' own pipeline tests (get_dummy_components): a 2-level UNet of
 width 32/64, a 4-level VAE, and the 2-layer CLIP text model of width 32.
 """
 from __future__ import annotations
 
+import fcntl
+import os
 from pathlib import Path
 
 import torch
 
 from text_to_image.offline_clip import tiny_clip
+
+VERSION = 1   # raise when build() changes: a folder built by another version is rebuilt
+NAME = f"stand-in-sd-v{VERSION}"
+
+
+def is_stand_in(model: str) -> bool:
+    return Path(model).name == NAME or model == os.environ.get("AUTOGRADER_STAND_IN")
+
+
+def folder() -> Path:
+    """Where this machine keeps the stand-in (AUTOGRADER_STAND_IN, else the user's cache), built on first use."""
+    chosen = os.environ.get("AUTOGRADER_STAND_IN") or \
+        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "autograder" / NAME
+    chosen = Path(chosen)
+    if not (chosen / "model_index.json").exists():
+        chosen.parent.mkdir(parents=True, exist_ok=True)
+        with open(chosen.parent / f".{chosen.name}.lock", "w") as lock:   # grading workers build it once
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (chosen / "model_index.json").exists():
+                partial = chosen.with_name(chosen.name + ".partial")
+                build_tiny_pipeline(partial)
+                partial.rename(chosen)
+    return chosen
 
 def build_tiny_pipeline(folder: Path):
     """Build, save to `folder` and return the pipeline (seeded, so every build is identical)."""

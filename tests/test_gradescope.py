@@ -1,0 +1,160 @@
+"""The Gradescope autograder zip, unpacked into a fake /autograder tree and run as Gradescope runs it:
+setup.sh builds the grading environment (from requirements-grader.lock only; apt is the one step this
+machine skips), then run_autograder grades uploads with that environment, with bubblewrap and in the
+namespace-free mode Gradescope's Docker imposes."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from autograder import report
+from autograder.platforms.gradescope import FeedbackLimit, results
+from tests.submissions import ASSIGNMENT, HOSTILE, ROOT, build, leaks_into_its_error, variant_with
+
+GRADER_ONLY = ("jupyterlab", "notebook", "nbgrader", "nbclient", "ipykernel")
+
+
+@pytest.fixture(scope="module")
+def autograder_root(tmp_path_factory):
+    """/autograder as Gradescope lays it out (world-readable, as a zip unpacks), with setup.sh run."""
+    bundle = tmp_path_factory.mktemp("bundle") / "autograder.zip"
+    made = subprocess.run([sys.executable, "-m", "autograder", "bundle", "gradescope", "--assignment", ASSIGNMENT,
+                           "--out", str(bundle), "--hidden-visibility", "visible", "--feedback-limit", "2/24h"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert made.returncode == 0, made.stderr
+    root = Path(tempfile.mkdtemp(prefix="gradescope-"))
+    root.chmod(0o755)
+    with zipfile.ZipFile(bundle) as archive:
+        names = archive.namelist()
+        archive.extractall(root / "source")
+    for name in ("setup.sh", "run_autograder"):
+        (root / "source" / name).chmod(0o755)
+    env = {**os.environ, "AUTOGRADER_SKIP_APT": "1", "AUTOGRADER_SOURCE": str(root / "source"),
+           "AUTOGRADER_VENV": str(root / "venv"), "AUTOGRADER_TORCH_INDEX": ""}
+    setup = subprocess.run(["bash", str(root / "source" / "setup.sh")], capture_output=True, text=True, env=env,
+                           timeout=1800)
+    yield {"root": root, "names": names, "setup": setup}
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def run_autograder(root: Path, upload: dict, metadata: dict | None = None, no_namespaces: bool = False) -> dict:
+    """Gradescope's run for one upload ({relative path: variant}); returns results.json."""
+    shutil.rmtree(root / "submission", ignore_errors=True)
+    shutil.rmtree(root / "results", ignore_errors=True)
+    for relative, variant in upload.items():
+        build(variant, root / "submission" / relative)
+    (root / "results").mkdir()
+    (root / "submission_metadata.json").write_text(json.dumps(metadata or {}))
+    command = ["bash", str(root / "source" / "run_autograder")]
+    if no_namespaces:
+        command = [sys.executable, "-m", "tests.no_namespaces", *command]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT,
+                         env={**os.environ, "AUTOGRADER_ROOT": str(root)})
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    return json.loads((root / "results" / "results.json").read_text())
+
+
+def test_the_zip_holds_the_grader_and_nothing_of_the_course(autograder_root):
+    names = set(autograder_root["names"])
+    checks = f"autograder/assignments/{ASSIGNMENT}/checks/test_apply_cfg.py"
+    assert {"setup.sh", "run_autograder", "requirements-grader.lock", checks, "text_to_image/__init__.py"} <= names
+    assert not [n for n in names if n.startswith(("solutions/", "exercises/", "tests/", "release/"))]
+    setup = (autograder_root["root"] / "source" / "setup.sh").read_text()
+    assert "ppa" not in setup and "apt-get install" in setup and "python3.11" in setup
+
+
+def test_setup_installs_only_what_grading_needs(autograder_root):
+    setup = autograder_root["setup"]
+    assert setup.returncode == 0, setup.stdout[-3000:] + setup.stderr[-3000:]
+    listed = subprocess.run([str(autograder_root["root"] / "venv" / "bin" / "python"), "-m", "pip", "list",
+                             "--format=json"], capture_output=True, text=True, check=True)
+    installed = {p["name"].lower() for p in json.loads(listed.stdout)}
+    assert {"torch", "diffusers", "pytest", "pyseccomp", "einops", "text-conditioning-course"} <= installed
+    assert not installed & set(GRADER_ONLY)
+
+
+@pytest.mark.parametrize("no_namespaces", [False, True], ids=["bubblewrap", "no-namespaces"])
+def test_a_nested_upload_is_graded_by_its_expected_name(autograder_root, no_namespaces, request):
+    if no_namespaces:
+        request.getfixturevalue("others_can_run_python")
+    root = autograder_root["root"]
+    graded = run_autograder(root, {"work/hw/text_conditioning_guidance.ipynb": variant_with(),
+                                   "Untitled.ipynb": HOSTILE["untouched_stubs"][0]}, no_namespaces=no_namespaces)
+    assert "Untitled.ipynb: not graded" in graded["output"]
+    passed = [t for t in graded["tests"] if t.get("status") == "passed"]
+    assert graded["score"] == sum(t["max_score"] for t in passed) > 0
+    assert "sandbox" not in graded["output"].lower()   # the grader's set-up is the instructor's business
+    # Nothing is shown as passed unless it ran and passed: every test carries its status.
+    assert all(t.get("status") in ("passed", "failed") for t in graded["tests"])
+    assert all("[not run]" in t["name"] for t in graded["tests"] if t["status"] == "failed")
+    secret = root / "source" / f"autograder/assignments/{ASSIGNMENT}/checks/test_apply_cfg.py"
+    leak = json.dumps(run_autograder(root, {"text_conditioning_guidance.ipynb": leaks_into_its_error(secret)},
+                                     no_namespaces=no_namespaces))
+    assert ("Permission denied" if no_namespaces else "No such file") in leak   # tried, and refused
+    assert secret.read_text().splitlines()[0][:40] not in leak
+
+
+def test_feedback_is_rate_limited_from_the_submission_metadata(autograder_root):
+    root = autograder_root["root"]
+    upload = {"text_conditioning_guidance.ipynb": variant_with()}
+    now = "2026-11-20T12:00:00.000000-08:00"
+    earlier = [{"submission_time": t, "score": 1.0, "results": {}} for t in
+               ("2026-11-20T09:00:00.000000-08:00", "2026-11-19T13:00:00.000000-08:00")]
+    limited = run_autograder(root, upload, {"created_at": now, "previous_submissions": earlier})
+    assert limited["output"].startswith("You have had full feedback 2 times in the last 24 hours")
+    assert "2026-11-20T13:00" in limited["output"]   # when the older one leaves the window
+    hidden = [t for t in limited["tests"] if t["visibility"] != "visible"]
+    assert hidden and all(t["visibility"] == "after_due_date" for t in hidden)
+    assert limited["score"] > 0   # still graded
+    one_day_later = run_autograder(root, upload, {"created_at": "2026-11-21T10:00:00-08:00",
+                                                  "previous_submissions": earlier})
+    assert all(t["visibility"] == "visible" for t in one_day_later["tests"])
+
+
+def outcome(*checks) -> dict:
+    return {"assignment": ASSIGNMENT, "checks": [
+        {"name": f"apply_cfg: {name}", "score": score, "max_score": 1.0, "outcome": kind, "message": "m",
+         "visible": visible} for name, score, kind, visible in checks]}
+
+
+@pytest.mark.parametrize("visibility", ["after_due_date", "after_published", "hidden"])
+def test_hidden_checks_follow_the_course_visibility(visibility):
+    graded = report.gradescope_results(outcome(("w=0", 1.0, "passed", True), ("formula", 0.0, "failed", False),
+                                               ("sweep", 0.0, "not_run", False)), visibility)
+    assert [t["visibility"] for t in graded["tests"]] == ["visible", visibility, visibility]
+    assert f"2 further checks (2 points) {report.WHEN_SHOWN[visibility]}" in graded["output"]
+    not_run = graded["tests"][2]
+    assert not_run["status"] == "failed" and not_run["max_score"] == 0 and "[not run]" in not_run["name"]
+
+
+def test_a_feedback_limit_counts_only_its_window_as_of_the_submission_time(tmp_path):
+    limit = FeedbackLimit("3/24h")
+    metadata = {"created_at": "2026-11-20T12:00:00+00:00", "previous_submissions": [
+        {"submission_time": "2026-11-20T11:00:00+00:00"}, {"submission_time": "2026-11-20T01:00:00+00:00"},
+        {"submission_time": "2026-11-19T11:59:00+00:00"}, {"submission_time": "2026-11-21T00:00:00+00:00"}]}
+    assert limit.reached(metadata) is None   # two inside the window; one too old, one after this submission
+    metadata["previous_submissions"].append({"submission_time": "2026-11-20T06:00:00+00:00"})
+    assert "3 times in the last 24 hours" in limit.reached(metadata)
+    (tmp_path / "meta.json").write_text("not json")
+    assert "You have had" not in results(outcome(("w=0", 1.0, "passed", True)), "visible", tmp_path / "meta.json",
+                                         limit)["output"]
+    for bad in ("3", "0/24h", "three/24h"):
+        with pytest.raises(ValueError, match="3/24h"):
+            FeedbackLimit(bad)
+
+
+def test_the_grader_lock_is_what_grading_imports_pinned_as_the_course_pins_it():
+    check = subprocess.run([sys.executable, "scripts/grader_lock.py", "--check"], capture_output=True, text=True,
+                           cwd=ROOT)
+    assert check.returncode == 0, check.stderr
+    course = dict(line.split("==") for line in (ROOT / "requirements.lock").read_text().splitlines()
+                  if "==" in line and not line.startswith("#"))
+    for line in (ROOT / "requirements-grader.lock").read_text().splitlines()[1:]:
+        name, version = line.split("==")
+        assert course[name] == version
