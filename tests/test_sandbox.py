@@ -288,3 +288,26 @@ def test_unconfined_mode_uses_the_same_zygote(tmp_path):
         assert run(box, "import os\ndef f():\n    return len(os.listdir('.'))\n", "f") == 0
     finally:
         box.close()
+
+
+def test_on_a_cgroup_v2_layout_the_sandbox_gets_its_own_cgroup_and_a_process_limit(monkeypatch, tmp_path,
+                                                                                    others_can_run_python):
+    from autograder import cgroups
+
+    parent = cgroups.v2_parent()
+    if parent is None or not os.access(parent, os.W_OK):
+        pytest.skip("no writable cgroup v2 hierarchy here")
+    monkeypatch.setattr(cgroups, "CGROUP_V1", tmp_path / "no-v1")   # as on Ubuntu 22.04+: v2 only
+    box = Sandbox("uid", Limits(call_seconds=10, processes=16))
+    try:
+        assert run(box, "def f():\n    return 1\n", "f") == 1
+        with open(f"/proc/{box.process.pid}/cgroup") as handle:
+            own = next(line.strip()[3:] for line in handle if line.startswith("0::"))
+        made = [p for p in box._cgroups.paths if str(p).startswith(str(parent))]
+        assert made and own.rstrip("/").endswith(made[0].name)   # the zygote and its children live in it
+        forker = ("import os, time\ndef f():\n    n = 0\n    while n < 200:\n        try:\n            if os.fork() == 0:\n"
+                  "                time.sleep(60)\n        except OSError:\n            return n\n        n += 1\n    return n\n")
+        assert run(box, forker, "f") < 16   # pids.max where v2 delegates it, else RLIMIT_NPROC
+    finally:
+        box.close()
+    assert not made[0].exists()
