@@ -294,7 +294,7 @@ class Sandbox:
                 command += ["--symlink", os.readlink(top), str(top)]
             elif top.is_dir():
                 command += ["--ro-bind", str(top), str(top)]
-        checks = str(Path(__file__).resolve().parent / "assignments")
+        checks = str(PACKAGE_DIR / "assignments")
         for prefix in _python_roots():
             if checks == prefix or checks.startswith(prefix.rstrip(os.sep) + os.sep):
                 raise RuntimeError(f"the hidden checks ({checks}) lie inside {prefix}, which the sandbox mounts: "
