@@ -182,6 +182,23 @@ def command_gradescope_run(args) -> int:
     return 0
 
 
+def command_classroom_template(args) -> int:
+    from .platforms import github_classroom
+
+    out = github_classroom.template(args.assignment, Path(args.out), Path(args.course_dir))
+    print(f"wrote {out}: push it as the template repository of the Classroom assignment (it holds no hidden check)")
+    return 0
+
+
+def command_classroom_payloads(args) -> int:
+    from .platforms import github_classroom
+
+    count, unchanged = github_classroom.payloads(Path(args.graded), args.assignment, Path(args.clones), args.prefix,
+                                                 Path(args.outbox), args.details)
+    print(f"{count} results to send ({Path(args.outbox) / 'manifest.tsv'}), {unchanged} unchanged since sent")
+    return 0
+
+
 def command_nbgrader_sync(args) -> int:
     from .platforms.nbgrader_gradebook import sync
 
@@ -287,6 +304,28 @@ def main(argv=None) -> int:
                             help="full feedback at most N times per H hours; later runs hide those checks")
     gradescope.add_argument("grade_options", nargs="*", help="extra options for grade, after --")
     gradescope.set_defaults(run=command_gradescope_run)
+
+    template = commands.add_parser("classroom-template", help="write a GitHub Classroom template repository",
+                                   description="The students' starting repository: the released notebook, the "
+                                               "pinned requirements, and a workflow that runs the visible tests and "
+                                               "reports their points (no hidden check, no token).")
+    template.add_argument("assignment", choices=sorted(assignments.ASSIGNMENTS))
+    template.add_argument("--out", required=True, metavar="DIR")
+    template.add_argument("--course-dir", default=str(PACKAGE_DIR.parent), help="folder holding requirements.lock")
+    template.set_defaults(run=command_classroom_template)
+
+    payloads = commands.add_parser("classroom-payloads", help="(in the grader's workflow) results to send to students",
+                                   description="For each cloned student repository whose graded result changed, "
+                                               "a repository_dispatch body holding the reporter's JSON.")
+    payloads.add_argument("graded", metavar="DIR", help="the --out folder of `grade`")
+    payloads.add_argument("--assignment", required=True, choices=sorted(assignments.ASSIGNMENTS))
+    payloads.add_argument("--clones", required=True, metavar="DIR", help="one clone per student, named by login")
+    payloads.add_argument("--prefix", default="", help="Classroom's repository prefix (repository = prefix + login)")
+    payloads.add_argument("--outbox", required=True, metavar="DIR")
+    payloads.add_argument("--details", choices=("totals", "visible"), default="totals",
+                          help="totals (default): hidden checks as one total per graded function; visible: each "
+                               "check's name and message (an answer oracle before the deadline)")
+    payloads.set_defaults(run=command_classroom_payloads)
 
     args = parser.parse_args(argv)
     return args.run(args)

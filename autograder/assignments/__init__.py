@@ -26,6 +26,9 @@ class Assignment:
     # figure nobody sees there, the student's own Exercise 4 picture. Their imports, functions, classes
     # and call-free assignments run (submission.definitions_of); the rest does not. Locked or not.
     definitions_only: tuple[str, ...] = ()
+    # grade_id of each visible test cell -> the points of the hidden checks that ask the same (those marked
+    # visible=True): what a GitHub Classroom push reports before the hidden checks have run.
+    visible_tests: dict[str, float] = field(default_factory=dict)
 
     @property
     def notebook(self) -> str:
@@ -62,6 +65,8 @@ ASSIGNMENTS: dict[str, Assignment] = {a.name: a for a in (
         # student's own sweep and picture.
         definitions_only=("heatmap_demo", "token_maps_demo", "cfg_norm_plot", "load_pipeline",
                           "guidance_sweep_images"),
+        visible_tests={"test_cross_attention_shape": 1, "test_cross_attention_rows": 1, "test_apply_cfg_w0": 1,
+                       "test_apply_cfg_w1": 1, "test_cfg_norms": 1, "test_generate_guidance_sweep": 2},
     ),
     Assignment(
         name="text_conditioning_clip",
