@@ -141,6 +141,13 @@ def test_a_feedback_limit_counts_only_its_window_as_of_the_submission_time(tmp_p
     assert limit.reached(metadata) is None   # two inside the window; one too old, one after this submission
     metadata["previous_submissions"].append({"submission_time": "2026-11-20T06:00:00+00:00"})
     assert "3 times in the last 24 hours" in limit.reached(metadata)
+    (tmp_path / "meta.json").write_text(json.dumps(metadata))
+    for visibility in ("visible", "after_published"):   # the sentence says how the checks are shown meanwhile
+        limited = results(outcome(("w=0", 1.0, "passed", True), ("formula", 0.0, "failed", False)), visibility,
+                          tmp_path / "meta.json", limit)
+        shown = "after_due_date" if visibility == "visible" else visibility
+        assert f"its further checks {report.WHEN_SHOWN[shown]}" in limited["output"]
+        assert limited["tests"][1]["visibility"] == shown
     (tmp_path / "meta.json").write_text("not json")
     assert "You have had" not in results(outcome(("w=0", 1.0, "passed", True)), "visible", tmp_path / "meta.json",
                                          limit)["output"]

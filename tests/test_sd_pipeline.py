@@ -73,3 +73,51 @@ def test_the_stand_in_is_built_identically_wherever_the_grader_is_installed(tmp_
     assert weights[0] and [p.relative_to(folders[0]) for p in weights[0]] == [p.relative_to(folders[1]) for p in weights[1]]
     assert all(a.read_bytes() == b.read_bytes() for a, b in zip(*weights))
     assert sd_stand_in.is_stand_in(str(folders[1]))
+
+
+class _Accepted(Exception):
+    """The grader's pipeline got as far as sending the call to the grader."""
+
+
+@pytest.mark.parametrize("arguments", [
+    {}, {"negative_prompt": "", "eta": 0.0, "output_type": "pil", "callback_on_step_end": None},
+    {"height": 480, "width": 480}, {"height": 500}, {"eta": 1.5}, {"prompt_embeds": 0}, {"latents": 0},
+    {"num_images_per_prompt": 2}, {"output_type": "np"}, {"guidance_rescale": 0.7}, {"not_an_argument": 1},
+    {"generator": "seed 7"}, {"generator": [None]},
+])
+def test_the_notebooks_recording_pipeline_refuses_what_the_grader_refuses(arguments, monkeypatch):
+    """Students learn before submitting which pipeline arguments the grading run cannot honour."""
+    import nbformat
+    import torch
+
+    from autograder import student_runner
+    from tests.submissions import RELEASE_NOTEBOOK
+
+    cell = next(c for c in nbformat.read(RELEASE_NOTEBOOK, as_version=4).cells
+                if c.metadata.get("nbgrader", {}).get("grade_id") == "test_generate_guidance_sweep")
+    namespace = {"torch": torch}
+    exec(cell.source[:cell.source.index("_pipe = ")], namespace)
+    call = {"prompt": "a red bicycle", "guidance_scale": 5.0, "num_inference_steps": 4,
+            "generator": torch.Generator("cpu").manual_seed(7), **arguments}
+    try:
+        namespace["_RecordingPipeline"]()(**call)
+        visible = None
+    except AssertionError as error:
+        visible = str(error)
+
+    def sent(*_):
+        raise _Accepted
+
+    monkeypatch.setattr(student_runner.wire, "write_frame", sent)
+    monkeypatch.setitem(student_runner.CHANNEL, "replies", None)
+    try:
+        student_runner.GradingPipeline(512, 512)(**call)
+    except _Accepted:
+        hidden = None
+    except (ValueError, TypeError) as error:
+        hidden = str(error)
+    if "eta" in arguments or "height" in arguments:   # checked by the grader once the call reaches it
+        hidden = sd_pipeline.RecordingPipeline._options(type("P", (), {"resolution": (512, 512)})(),
+                                                              {"eta": 0.0, "height": None, **arguments})
+        hidden = hidden if isinstance(hidden, str) else None
+    assert (visible is None) == (hidden is None), (arguments, visible, hidden)

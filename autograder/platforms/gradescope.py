@@ -83,8 +83,9 @@ class FeedbackLimit:
             raise ValueError(f"a feedback limit looks like 3/24h (submissions per hours), not {text!r}")
         self.count, self.hours = int(match[1]), float(match[2])
 
-    def reached(self, metadata: dict) -> str | None:
-        """None while full feedback is allowed, else the sentence that tells the student why and until when."""
+    def reached(self, metadata: dict, when: str = report.WHEN_SHOWN["after_due_date"]) -> str | None:
+        """None while full feedback is allowed, else the sentence that tells the student why and until when
+        (`when`: how the further checks are shown meanwhile)."""
         now = _time(metadata.get("created_at"))
         if now is None:
             return None
@@ -95,7 +96,7 @@ class FeedbackLimit:
             return None
         again = earlier[-self.count] + window
         return (f"You have had full feedback {self.count} times in the last {self.hours:g} hours: this submission is "
-                f"graded, but its further checks are shown after the due date. Full feedback again from "
+                f"graded, but its further checks {when}. Full feedback again from "
                 f"{again.isoformat(timespec='minutes')}.")
 
 
@@ -103,12 +104,13 @@ def results(outcome: dict, hidden_visibility: str, metadata_path: Path | None, l
     """results.json for one run: the hidden checks follow the course's visibility, or stay hidden until
     the due date when the feedback limit is reached."""
     reason = None
+    limited = "after_due_date" if hidden_visibility == "visible" else hidden_visibility
     if limit is not None and metadata_path is not None and metadata_path.is_file():
         try:
-            reason = limit.reached(json.loads(metadata_path.read_text()))
+            reason = limit.reached(json.loads(metadata_path.read_text()), report.WHEN_SHOWN[limited])
         except (OSError, ValueError, AttributeError, TypeError):
             reason = None
-    visibility = "after_due_date" if reason and hidden_visibility == "visible" else hidden_visibility
+    visibility = limited if reason else hidden_visibility
     answer = report.gradescope_results(outcome, visibility)
     if reason:
         answer["output"] = (reason + "\n" + answer["output"]).strip()
