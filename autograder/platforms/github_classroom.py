@@ -32,7 +32,7 @@ STUDENT_README = """# {title}
 Work in `{notebook}`, then commit and push it. On every push, GitHub Actions (the Actions tab) runs
 the notebook's visible tests and GitHub Classroom shows their points. The hidden checks run in your
 instructor's grader: when it has graded your latest commit (it looks every 15 minutes), a second run
-named "Autograding" reports the points of all {points:g}, and those are your grade.
+named "Autograding Tests" reports the points of all {points:g}, and those are your grade.
 
 Set-up on your own machine: Python 3.11, then `pip install -r requirements.txt
 --extra-index-url https://download.pytorch.org/whl/cpu` (the same versions the grader uses).
@@ -115,7 +115,7 @@ def payloads(graded: Path, name: str, clones: Path, prefix: str, outbox: Path, d
             continue   # our fault: regraded on the next run, never reported to the student as their score
         body = {"event_type": EVENT, "client_payload": {
             "commit": _commit(clone), "result": encoded(hidden_result(outcome, details)),
-            "notes": [f"{line}" for line in outcome.get("skipped_cells", []) + outcome.get("notes", [])][:10]}}
+            "notes": (outcome.get("skipped_cells", []) + outcome.get("notes", []))[:10]}}
         digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
         try:
             if json.loads((folder / SENT).read_text()).get("digest") == digest:
