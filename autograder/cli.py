@@ -13,6 +13,7 @@ from pathlib import Path
 
 from . import __version__, assignments, report
 from .discover import OUTPUT_MARKER, discover, discover_upload
+from .platforms.github_classroom import DETAILS
 from .sandbox import NO_SANDBOX_WARNING, Limits, NoConfinement, sandbox_mode
 from .sd_pipeline import PipelineSpec
 from .submission import SubmissionError, read_notebook_bytes
@@ -322,7 +323,7 @@ def main(argv=None) -> int:
     payloads.add_argument("--clones", required=True, metavar="DIR", help="one clone per student, named by login")
     payloads.add_argument("--prefix", default="", help="Classroom's repository prefix (repository = prefix + login)")
     payloads.add_argument("--outbox", required=True, metavar="DIR")
-    payloads.add_argument("--details", choices=("totals", "visible"), default="totals",
+    payloads.add_argument("--details", choices=DETAILS, default="totals",
                           help="totals (default): hidden checks as one total per graded function; visible: each "
                                "check's name and message (an answer oracle before the deadline)")
     payloads.set_defaults(run=command_classroom_payloads)
