@@ -14,7 +14,9 @@ from text_to_image.dit import ConditionalDiT, CrossAttention, TextConditionalDiT
 from text_to_image.sampling import sample_text_conditional
 from text_to_image.text_encoder import (CLIPTextEncoder, TextEncoderUnavailable, make_cifar10_captions,
                                         make_digit_captions, trim_padding)
-from text_to_image.train import TextConditionalTrainer, flow_matching_pair
+from text_to_image import exercises
+from text_to_image.reference import euler_cfg_sample, flow_matching_pair
+from text_to_image.train import TextConditionalTrainer
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +126,7 @@ def test_text_dropout_rate_and_null_text(encoder):
     trainer = TextConditionalTrainer(model, encoder, [], make_digit_captions, text_drop_prob=0.1)
     context, mask = trainer.embed(make_digit_captions([3] * 4000))
     dropped_context, dropped_mask = trainer._drop_text(context, mask)
+    assert dropped_context.shape == context.shape
     null = encoder([""])[0][0]
     is_null = torch.tensor([torch.equal(c, null) for c in dropped_context])
     assert 0.08 < is_null.float().mean().item() < 0.12
@@ -174,11 +177,6 @@ def test_euler_cfg_sampling_in_one_batched_pass(encoder):
     # v = 1 + 4 (3 - 1) = 9 everywhere; integrating from t=1 to 0 subtracts it once.
     assert torch.allclose(out, start - 9.0, atol=1e-5)
     assert toy.calls == 10
-    separate = ToyVelocity(null)
-    again = sample_text_conditional(separate, encoder, ["a photo of a cat", "a photo of a dog"], (1, 2, 2),
-                                    num_steps=10, cfg_scale=4.0, generator=torch.Generator().manual_seed(0),
-                                    batched_cfg=False)
-    assert separate.calls == 20 and torch.allclose(again, out)
 
 
 def test_batched_and_separate_cfg_agree_on_a_real_model(encoder):
@@ -187,11 +185,63 @@ def test_batched_and_separate_cfg_agree_on_a_real_model(encoder):
     for block in model.blocks:   # leave adaLN-Zero so the text matters
         torch.nn.init.normal_(block.adaLN_modulation[-1].weight, std=0.05)
     torch.nn.init.normal_(model.final_layer.linear.weight, std=0.05)
-    kwargs = dict(image_shape=(1, 8, 8), num_steps=5, cfg_scale=3.0)
-    one = sample_text_conditional(model, encoder, ["a photo of the digit six"] * 2, generator=torch.Generator().manual_seed(1), **kwargs)
-    two = sample_text_conditional(model, encoder, ["a photo of the digit six"] * 2, generator=torch.Generator().manual_seed(1),
-                                  batched_cfg=False, **kwargs)
-    assert torch.allclose(one, two, atol=1e-5)
+    context, mask = trim_padding(*encoder(["a photo of the digit six", ""]))
+    x = torch.randn(1, 1, 8, 8)
+    with torch.no_grad():
+        batched = euler_cfg_sample(model, x, context[:1], mask[:1], context[1:], mask[1:], 5, 3.0)
+        separate = x
+        for step in range(5):
+            t = torch.full((1,), 1.0 - step / 5)
+            v_cond, v_uncond = model(separate, t, context[:1], mask[:1]), model(separate, t, context[1:], mask[1:])
+            separate = separate - (v_uncond + 3.0 * (v_cond - v_uncond)) / 5
+    assert torch.allclose(batched, separate, atol=1e-5) and not torch.allclose(batched, x)
+
+
+@pytest.fixture
+def students_pieces():
+    """Whatever a test hands to the library is forgotten after it."""
+    yield exercises.use
+    exercises.forget()
+
+
+def test_the_library_runs_on_the_pieces_the_notebook_hands_it(encoder, students_pieces):
+    calls = []
+
+    def recording(name):
+        reference = exercises.implementation(name)
+
+        def piece(*args, **kwargs):
+            calls.append(name)
+            return reference(*args, **kwargs)
+        return piece
+
+    students_pieces(**{name: recording(name) for name in exercises.EXERCISES})
+    model = small_model(encoder)
+    trainer = TextConditionalTrainer(model, encoder, [(torch.randn(2, 1, 8, 8), torch.tensor([1, 2]))],
+                                     make_digit_captions)
+    trainer.train(1, progress=False)
+    assert {"flow_matching_pair", "drop_text", "multi_head_cross_attention"} <= set(calls)
+    calls.clear()
+    sample_text_conditional(model, encoder, ["a photo of the digit one"], (1, 8, 8), num_steps=2)
+    assert calls[0] == "euler_cfg_sample" and "multi_head_cross_attention" in calls
+
+
+def test_a_piece_not_yet_written_says_which_exercise_it_is(students_pieces, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def without_reference(name, globals=None, locals=None, fromlist=(), level=0):
+        if level == 1 and "reference" in (fromlist or ()):
+            raise ImportError("no reference here")   # as in the package students get
+        return real_import(name, globals, locals, fromlist, level)
+
+    monkeypatch.setattr(builtins, "__import__", without_reference)
+    layer = CrossAttention(embed_dim=8, context_dim=4, num_heads=2)
+    with pytest.raises(exercises.ExerciseNotDone, match="multi_head_cross_attention is Exercise 1"):
+        layer(torch.randn(1, 3, 8), torch.randn(1, 2, 4))
+    with pytest.raises(ValueError, match="not one of the exercises"):
+        students_pieces(apply_cfg=print)
 
 
 def write_fake_cifar(root, per_batch=4):

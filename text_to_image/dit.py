@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .exercises import implementation
+
 
 def modulate(x, shift, scale):
     return x * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1)
@@ -61,7 +63,8 @@ class SelfAttention(nn.Module):
 
 
 class CrossAttention(nn.Module):
-    """Multi-head attention from image patches (queries) to text tokens (keys and values)."""
+    """Multi-head attention from image patches (queries) to text tokens (keys and values). The
+    computation is Exercise 1 of the notebook (exercises.py): this class holds the projections."""
 
     def __init__(self, embed_dim: int, context_dim: int, num_heads: int = 8):
         super().__init__()
@@ -74,24 +77,15 @@ class CrossAttention(nn.Module):
         self.v_proj = nn.Linear(context_dim, embed_dim)
         self.out_proj = nn.Linear(embed_dim, embed_dim)
 
-    def _heads(self, x):
-        batch, tokens, _ = x.shape
-        return x.view(batch, tokens, self.num_heads, self.head_dim).transpose(1, 2)
-
     def forward(self, x, context, mask=None):
         """x (B, N, embed_dim), context (B, M, context_dim), mask (B, M) True on real tokens -> (B, N, embed_dim)."""
-        q, k, v = self._heads(self.q_proj(x)), self._heads(self.k_proj(context)), self._heads(self.v_proj(context))
-        attn_mask = None if mask is None else mask[:, None, None, :].bool()
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)   # fused kernel
-        return self.out_proj(out.transpose(1, 2).reshape(x.shape[0], x.shape[1], -1))
+        output, _ = implementation("multi_head_cross_attention")(self, x, context, mask)
+        return output
 
     def attention_weights(self, x, context, mask=None):
-        """(B, heads, N, M) weights, for visualisation only (forward never builds this matrix)."""
-        q, k = self._heads(self.q_proj(x)), self._heads(self.k_proj(context))
-        scores = (q @ k.transpose(-2, -1)) * self.scale
-        if mask is not None:
-            scores = scores.masked_fill(~mask[:, None, None, :].bool(), float("-inf"))
-        return scores.softmax(dim=-1)
+        """(B, heads, N, M): how much each patch listens to each token, per head."""
+        _, weights = implementation("multi_head_cross_attention")(self, x, context, mask)
+        return weights
 
 
 def mlp(dim: int, ratio: float) -> nn.Sequential:

@@ -2,7 +2,7 @@
 
 Convention (as cloneofsimo/minRF): x_t = (1 - t) x0 + t x1 with x1 ~ N(0, I), t ~ U(0, 1); the
 model predicts the velocity x1 - x0. With probability text_drop_prob a caption is replaced by the
-null text, the encoder's embedding of "".
+null text, the encoder's embedding of "". Both pieces are the notebook's exercises 2 and 3 (exercises.py).
 """
 from __future__ import annotations
 
@@ -12,13 +12,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .exercises import implementation
 from .text_encoder import trim_padding
-
-
-def flow_matching_pair(x0, noise, t):
-    """(x_t, target velocity) for clean images x0, noise x1 and times t (B,)."""
-    t = t.view(-1, *([1] * (x0.dim() - 1)))
-    return (1 - t) * x0 + t * noise, noise - x0
 
 
 class CaptionEmbeddings:
@@ -53,21 +48,17 @@ class TextConditionalTrainer:
         self.losses: list[float] = []
 
     def _drop_text(self, context, mask):
-        """Replace each sample's text by the null text with probability text_drop_prob."""
-        drop = torch.rand(context.shape[0], generator=self.generator) < self.text_drop_prob
-        if drop.any():
-            null_context, null_mask = self.embed([""])
-            drop = drop.to(self.device)
-            context = torch.where(drop[:, None, None], null_context, context)
-            mask = torch.where(drop[:, None], null_mask, mask)
-        return context, mask
+        """Replace each sample's text by the null text with probability text_drop_prob (Exercise 3)."""
+        null_context, null_mask = self.embed([""])
+        return implementation("drop_text")(context, mask, null_context, null_mask, self.text_drop_prob,
+                                           self.generator)
 
     def train_step(self, images, labels) -> float:
         x0 = images.to(self.device)
         context, mask = trim_padding(*self._drop_text(*self.embed(self.caption_fn(labels))))
         noise = torch.randn(x0.shape, generator=self.generator).to(self.device)
         t = torch.rand(x0.shape[0], generator=self.generator).to(self.device)
-        x_t, target = flow_matching_pair(x0, noise, t)
+        x_t, target = implementation("flow_matching_pair")(x0, noise, t)
         loss = F.mse_loss(self.model(x_t, t, context, mask), target)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
