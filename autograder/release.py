@@ -14,7 +14,10 @@ from pathlib import Path
 
 import nbformat
 
+from . import assignments, student_library
+
 FOLDERS = ("release", "solutions")
+LOCK = Path(__file__).resolve().parent.parent / "requirements.lock"
 
 
 def assignments_in(course_dir: Path) -> list[str]:
@@ -42,6 +45,18 @@ def release(course_dir: Path, assignments: list[str] | None = None, *, solutions
                 print(f"nbgrader {step[0]} {assignment}", flush=True)
                 subprocess.run(nbgrader + step, cwd=course_dir, env=env, check=True,
                                stdout=subprocess.DEVNULL)
+            ship_library(course_dir / "release" / assignment)
+
+
+def ship_library(folder: Path) -> None:
+    """Beside a notebook that imports the course library: its student edition and the pinned environment."""
+    declared = assignments.ASSIGNMENTS.get(folder.name)
+    if declared is None or not declared.ships_library:
+        return
+    for old in folder.glob("*.whl"):
+        old.unlink()
+    student_library.build_wheel(folder)
+    (folder / "requirements.txt").write_text(student_library.requirements(LOCK))
 
 
 def comparable(notebook) -> list:
@@ -66,6 +81,11 @@ def stale(course_dir: Path, assignments: list[str] | None = None) -> list[str]:
                     if not committed.exists() or comparable(nbformat.read(committed, as_version=4)) != comparable(
                             nbformat.read(fresh, as_version=4)):
                         problems.append(str(committed.relative_to(course_dir)))
+            release_dir = copy / "release" / assignment
+            for fresh in sorted(p for p in release_dir.iterdir() if p.suffix in (".whl", ".txt")):
+                committed = course_dir / "release" / assignment / fresh.name
+                if not committed.exists() or committed.read_bytes() != fresh.read_bytes():
+                    problems.append(str(committed.relative_to(course_dir)))
         return problems
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import atexit
 import ctypes
 import functools
-import importlib.util
 import json
 import os
 import resource
@@ -41,8 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import cgroups, uid_confinement, wire
-from .assignments import STUDENT_LIBRARIES, STUDENT_PACKAGES
+from . import cgroups, student_library, uid_confinement, wire
+from .assignments import STUDENT_PACKAGES
 
 RUNNER_FILES = ("zygote.py", "notebook_run.py", "student_runner.py", "processes.py", "wire.py",
                 "syscall_filter.py")   # all the sandbox sees of us
@@ -115,10 +114,11 @@ NO_SANDBOX_WARNING = ("WARNING: no sandbox (--unsafe-no-sandbox): student code r
 
 
 def private_paths() -> list[Path]:
-    """What student code must never read: the hidden checks, the course's solutions, and what the grade
+    """What student code must never read: the hidden checks, the course's solutions, the library's
+    reference versions of what students write, and what the grade
     command adds (its reports and the submissions) through AUTOGRADER_PRIVATE."""
     course = PACKAGE_DIR.parent
-    paths = [PACKAGE_DIR / "assignments", course / "solutions", course / "exercises"]
+    paths = [PACKAGE_DIR / "assignments", course / "solutions", course / "exercises", student_library.reference_file()]
     paths += [Path(p) for p in os.environ.get("AUTOGRADER_PRIVATE", "").split(os.pathsep) if p]
     return [p for p in paths if p.exists()]
 
@@ -213,10 +213,7 @@ class Sandbox:
         here = Path(__file__).parent
         for name in RUNNER_FILES:
             shutil.copy(here / name, runner_dir / name)
-        for library in STUDENT_LIBRARIES:   # a copy: the package's folder may sit beside the hidden checks
-            source = Path(importlib.util.find_spec(library).origin).parent
-            shutil.copytree(source, self._workdir / "student_lib" / library,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        student_library.write_tree(self._workdir / "student_lib")   # what students get, not the full library
         self._stderr = open(self._workdir / "stderr", "w+b")
         # above one child's RLIMIT_AS so a plain MemoryError usually comes first; the zygote's own pages
         # and tmpfs pages are charged here too
@@ -294,11 +291,12 @@ class Sandbox:
                 command += ["--symlink", os.readlink(top), str(top)]
             elif top.is_dir():
                 command += ["--ro-bind", str(top), str(top)]
-        checks = str(PACKAGE_DIR / "assignments")
+        secrets = [str(PACKAGE_DIR / "assignments"), str(student_library.reference_file())]
         for prefix in _python_roots():
-            if checks == prefix or checks.startswith(prefix.rstrip(os.sep) + os.sep):
-                raise RuntimeError(f"the hidden checks ({checks}) lie inside {prefix}, which the sandbox mounts: "
-                                   "install the grader editable (pip install -e) so they stay outside")
+            for secret in secrets:
+                if secret == prefix or secret.startswith(prefix.rstrip(os.sep) + os.sep):
+                    raise RuntimeError(f"{secret} lies inside {prefix}, which the sandbox mounts: install the "
+                                       "grader editable (pip install -e) so the hidden checks and references stay outside")
             command += ["--ro-bind", prefix, prefix]
         if _python_under_tmp():
             # The folders leading to Python would be writable on the tmpfs: one student could rename
@@ -560,6 +558,8 @@ def _trusted_to_numpy(value):
         return "affine", np.concatenate([value.weight, value.bias[:, None]], axis=1)
     if isinstance(value, PipelineHandle):
         return "pipeline", np.array([value.height, value.width], dtype=np.int64)
+    if isinstance(value, ModelHandle):
+        return "model", np.zeros(0, dtype=np.int8)
     if isinstance(value, torch.Tensor):
         return "tensor", value.detach().cpu().numpy().copy()
     return None
@@ -603,6 +603,12 @@ class PipelineHandle:
     FunctionProcess.callbacks["pipeline"] (see sd_pipeline.RecordingPipeline)."""
     height: int
     width: int
+
+
+@dataclass
+class ModelHandle:
+    """Passed as an argument: the student's code receives a torch module whose calls come back to
+    FunctionProcess.callbacks["model"], where the grader's own model answers and the call is recorded."""
 
 
 @dataclass

@@ -152,6 +152,29 @@ class GradingPipeline:
         return output if return_dict else ([image], None)
 
 
+def grading_model():
+    """Stands in for a network model(x, t, context, mask): the grader computes each answer with its own
+    model (and records the call), so the student's code cannot tell it from a real one except by speed."""
+    import torch
+
+    class GradingModel(torch.nn.Module):
+        def forward(self, x, t, context, mask=None):
+            arrays = {}
+            for name, value in (("x", x), ("t", t), ("context", context), ("mask", mask)):
+                if name == "mask" and value is None:
+                    continue
+                if not isinstance(value, torch.Tensor):
+                    raise TypeError(f"model(x, t, context, mask): {name} should be a tensor, not {type(value).__name__}")
+                arrays[name] = to_numpy(value)[1]
+            wire.write_frame(CHANNEL["replies"], wire.pack({"callback": "model", "request": {}}, arrays))
+            answer, answer_arrays = wire.unpack(wire.read_frame(CHANNEL["requests"]))
+            if "error" in answer:
+                raise ValueError(answer["error"])
+            return torch.from_numpy(answer_arrays["v"].copy()).to(x.dtype)
+
+    return GradingModel()
+
+
 def allow_cuda_generators():
     """There is no GPU in the sandbox, yet the lesson makes its generator on the pipeline's device, and a
     GPU pipeline accepts torch.Generator("cuda"). Here such a generator is a CPU one seeded the same, and
@@ -195,6 +218,8 @@ def from_array(kind, array):
 
     if kind == "pipeline":
         return GradingPipeline(*array.tolist())
+    if kind == "model":
+        return grading_model()
     if kind == "tensor":
         return torch.from_numpy(array.copy())
     if kind in ("linear", "affine"):   # weight (out, in); an affine layer's bias is the last column

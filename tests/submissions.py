@@ -12,6 +12,8 @@ from pathlib import Path
 
 import nbformat
 
+from tests.clip_submissions import CLIP_ASSIGNMENT, CLIP_CORRECT, CLIP_MISTAKES, build_clip, source_cell as _source_cell
+
 ROOT = Path(__file__).resolve().parent.parent
 ASSIGNMENT = "text_conditioning_guidance"
 RELEASE_NOTEBOOK = ROOT / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
@@ -649,13 +651,6 @@ def cross_attention({CA_ARGS}):
 }
 
 
-def _source_cell(notebook, grade_id):
-    for cell in notebook.cells:
-        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id:
-            return cell
-    raise KeyError(grade_id)
-
-
 def build(variant: Variant, path: Path, release: Path = RELEASE_NOTEBOOK) -> Path:
     """Write the submission for `variant` at `path` (its suffix may change); return the file written."""
     path = path.with_suffix(variant.suffix)
@@ -691,39 +686,12 @@ def write_corpus(folder: Path, variants: dict) -> dict[str, Path]:
             for name, entry in variants.items()}
 
 
-# Lesson 2 ("text_conditioning_clip"): its one graded function.
-CLIP_ASSIGNMENT = "text_conditioning_clip"
-CLIP_RELEASE_NOTEBOOK = ROOT / "release" / CLIP_ASSIGNMENT / f"{CLIP_ASSIGNMENT}.ipynb"
-GOOD_WEIGHTS = '''
-def cross_attention_weights(layer, x, context):
-    batch, num_patches, _ = x.shape
-    q = layer.q_proj(x).reshape(batch, num_patches, layer.num_heads, layer.head_dim).permute(0, 2, 1, 3)
-    k = layer.k_proj(context).reshape(batch, context.shape[1], layer.num_heads, layer.head_dim).permute(0, 2, 1, 3)
-    return (q @ k.transpose(-2, -1) * layer.scale).softmax(dim=-1)
-'''
-CLIP_VARIANTS = {   # name -> (source of the graded cell, or None for the stub; points it deserves)
-    "clip_correct": (GOOD_WEIGHTS, 4),
-    "clip_unscaled": (GOOD_WEIGHTS.replace(" * layer.scale", ""), 2),
-    "clip_stub": (None, 0),
-}
-
-
-def build_clip(weights_source: str | None, path: Path, release: Path = CLIP_RELEASE_NOTEBOOK) -> Path:
-    """A Lesson 2 submission with `weights_source` as its cross_attention_weights cell (None: the stub)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    notebook = copy.deepcopy(nbformat.read(release, as_version=4))
-    if weights_source is not None:
-        _source_cell(notebook, "cross_attention_weights").source = weights_source.strip("\n") + "\n"
-    path.write_text(json.dumps(notebook, indent=1))
-    return path
-
-
 SAMPLES_DIR = ROOT / "samples" / "submitted"
 # The small class shipped in samples/ for the README's main command, in nbgrader's
-# submitted/<student>/<assignment>/ layout: student id -> Lesson 1 variant, Lesson 2 cell (absent: no Lesson 2).
+# submitted/<student>/<assignment>/ layout: student id -> Lesson 1 variant, Lesson 2 cells (None: no Lesson 2).
 SAMPLES = {
-    "ada": (CORRECT["einsum"], GOOD_WEIGHTS),
-    "ben": (MISTAKES["cfg_common_mistake"][0], CLIP_VARIANTS["clip_unscaled"][0]),
+    "ada": (CORRECT["einsum"], CLIP_CORRECT["einsum_and_einops"]),
+    "ben": (MISTAKES["cfg_common_mistake"][0], CLIP_MISTAKES["mask_not_dropped"][0]),
     "chen": (MISTAKES["softmax_wrong_axis"][0], None),
     "dana": (HOSTILE["untouched_stubs"][0], None),
     "eve": (HOSTILE["reads_solutions"][0], None),
@@ -734,10 +702,10 @@ SAMPLES = {
 def write_samples(folder: Path = SAMPLES_DIR) -> list[Path]:
     """samples/submitted/<student>/<assignment>/<assignment>.ipynb for both lessons."""
     written = []
-    for student, (variant, weights) in SAMPLES.items():
+    for student, (variant, clip_cells) in SAMPLES.items():
         written.append(build(variant, folder / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"))
-        if weights is not None:
-            written.append(build_clip(weights, folder / student / CLIP_ASSIGNMENT / f"{CLIP_ASSIGNMENT}.ipynb"))
+        if clip_cells is not None:
+            written.append(build_clip(clip_cells, folder / student / CLIP_ASSIGNMENT / f"{CLIP_ASSIGNMENT}.ipynb"))
     return written
 
 

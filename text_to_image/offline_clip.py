@@ -65,4 +65,6 @@ def offline_text_encoder(device=None):
     from .text_encoder import CLIPTextEncoder
 
     with tempfile.TemporaryDirectory(prefix="offline-clip-") as folder:
-        return CLIPTextEncoder(str(build_tiny_clip(Path(folder) / "clip")), device=device)
+        encoder = CLIPTextEncoder(str(build_tiny_clip(Path(folder) / "clip")), device=device)
+    encoder.is_stand_in = True
+    return encoder

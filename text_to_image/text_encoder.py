@@ -29,6 +29,8 @@ def make_digit_captions(labels) -> list[str]:
 class CLIPTextEncoder(nn.Module):
     """CLIP's text tower, frozen. Loads from the hub, the local cache or a local folder."""
 
+    is_stand_in = False   # True for offline_clip's random-weight encoder: no sense of meaning
+
     def __init__(self, model_name: str = "openai/clip-vit-base-patch32", device=None):
         super().__init__()
         from transformers import CLIPTextModel, CLIPTokenizer

@@ -29,6 +29,9 @@ class Assignment:
     # grade_id of each visible test cell -> the points of the hidden checks that ask the same (those marked
     # visible=True): what a GitHub Classroom push reports before the hidden checks have run.
     visible_tests: dict[str, float] = field(default_factory=dict)
+    # Whether its notebook imports the course library: the release then ships the student edition
+    # (student_library.py) beside it.
+    ships_library: bool = False
 
     @property
     def notebook(self) -> str:
@@ -71,20 +74,21 @@ ASSIGNMENTS: dict[str, Assignment] = {a.name: a for a in (
     Assignment(
         name="text_conditioning_clip",
         title="Text Conditioning with CLIP",
-        functions={"cross_attention_weights": 4},
+        functions={"multi_head_cross_attention": 8, "flow_matching_pair": 3, "drop_text": 4, "euler_cfg_sample": 6},
         # Everything that needs CLIP, the data or the trained model; the student's cells still run.
-        definitions_only=("load_clip", "clip_similarity", "cross_attention_demo", "test_cross_attention_weights",
-                          "token_attention_demo", "load_data", "build_model", "forward_check", "show_data",
-                          "null_text", "train", "loss_plot", "sample_classes", "sample_scales", "sample_creative"),
+        definitions_only=("load_clip", "clip_similarity", "cross_attention_demo", "test_multi_head_cross_attention",
+                          "token_attention_demo", "load_data", "build_model", "forward_check", "captions_demo",
+                          "show_data", "test_drop_text", "null_text", "train", "loss_plot", "sample_classes",
+                          "sample_scales", "sample_unseen"),
+        visible_tests={"test_multi_head_cross_attention": 3, "test_flow_matching_pair": 1, "test_drop_text": 2,
+                       "test_euler_cfg_sample": 3},
+        ships_library=True,
     ),
 )}
 
 # What a graded notebook may import: the grader's environment has these (requirements.lock), the
 # notebooks' set-up text lists them, and an ImportError in student code names them.
 STUDENT_PACKAGES = ("math", "numpy", "torch", "einops", "PIL", "matplotlib", "diffusers", "transformers")
-
-# The course's own library that notebooks import (Lesson 2): the sandbox gets a read-only copy of it.
-STUDENT_LIBRARIES = ("text_to_image",)
 
 ALL_GRADED_FUNCTIONS = frozenset(f for a in ASSIGNMENTS.values() for f in a.functions)
 

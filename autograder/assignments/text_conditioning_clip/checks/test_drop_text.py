@@ -1,0 +1,89 @@
+"""Hidden checks for Exercise 3: drop_text(context, mask, null_context, null_mask, drop_prob, generator=None)."""
+import numpy as np
+import pytest
+import torch
+
+from autograder.assignments.text_conditioning_clip.checks.layers import padding_mask, tensor
+from autograder.expectations import as_tensor, describe, expect, unchanged
+
+check = pytest.mark.check
+
+TOKENS, WIDTH = 6, 8
+
+
+def captions(batch, seed=0):
+    rng = np.random.default_rng(seed)
+    context = tensor(rng, batch, TOKENS, WIDTH)
+    mask = padding_mask(rng.integers(3, TOKENS + 1, batch).tolist(), TOKENS)
+    null_context = tensor(rng, 1, TOKENS, WIDTH)
+    null_mask = padding_mask([2], TOKENS)   # "" has its start and end tokens only
+    return context, mask, null_context, null_mask
+
+
+@pytest.fixture(scope="module")
+def drop(student):
+    function = student.function("drop_text")
+
+    def run(context, mask, null_context, null_mask, drop_prob):
+        result = function(context, mask, null_context, null_mask, drop_prob)
+        expect(isinstance(result, (tuple, list)) and len(result) == 2,
+               f"drop_text should return (context, mask), but it returned {describe(result)}")
+        new_context, new_mask = as_tensor(result[0], "the returned context"), as_tensor(result[1], "the returned mask")
+        expect(new_context.shape == context.shape and new_mask.shape == mask.shape,
+               f"the context and mask keep their shapes {tuple(context.shape)} and {tuple(mask.shape)}, not "
+               f"{tuple(new_context.shape)} and {tuple(new_mask.shape)}")
+        return new_context, new_mask, function.inputs_after_last_call[0]
+    return run
+
+
+def null_rows(context, null_context):
+    return torch.tensor([torch.equal(row, null_context[0]) for row in context])
+
+
+@check("drop_text: drop_prob = 0 keeps every caption, drop_prob = 1 replaces every one by the null text", points=1,
+       visible=True)
+def test_extremes(drop):
+    context, mask, null_context, null_mask = captions(16)
+    kept, kept_mask, _ = drop(context, mask, null_context, null_mask, 0.0)
+    expect(torch.equal(kept, context) and torch.equal(kept_mask, mask), "with drop_prob = 0 nothing may change")
+    dropped, _, _ = drop(context, mask, null_context, null_mask, 1.0)
+    expect(bool(null_rows(dropped, null_context).all()),
+           "with drop_prob = 1 every caption should be exactly the null text's embedding")
+
+
+@check("drop_text: a dropped caption takes the null text's embedding and its mask, the others stay as they were",
+       points=1, visible=True)
+def test_rows_and_masks(drop):
+    context, mask, null_context, null_mask = captions(400, seed=1)
+    new_context, new_mask, _ = drop(context, mask, null_context, null_mask, 0.5)
+    is_null = null_rows(new_context, null_context)
+    kept = torch.tensor([torch.equal(a, b) for a, b in zip(new_context, context)])
+    expect(bool((is_null | kept).all()), "every caption should be either kept as it was or replaced by the null text, "
+                                         "row by row (no mixing or scaling)")
+    expect(0 < int(is_null.sum()) < 400, "with drop_prob = 0.5, some captions should be dropped and some kept")
+    expect(bool((new_mask[is_null] == null_mask[0]).all()),
+           "a dropped caption keeps its own mask: replace the mask by the null text's mask too, or cross-attention "
+           "still reads padding positions of the null text as real tokens")
+    expect(bool((new_mask[kept & ~is_null] == mask[kept & ~is_null]).all()), "a kept caption should keep its own mask")
+
+
+@check("drop_text: each caption is dropped on its own with probability drop_prob", points=1)
+def test_rate(drop):
+    for drop_prob, seed in ((0.1, 2), (0.3, 3)):
+        context, mask, null_context, null_mask = captions(4000, seed=seed)
+        new_context, _, _ = drop(context, mask, null_context, null_mask, drop_prob)
+        share = null_rows(new_context, null_context).float().mean().item()
+        spread = 5 * (drop_prob * (1 - drop_prob) / 4000) ** 0.5
+        expect(share not in (0.0, 1.0),
+               f"with drop_prob = {drop_prob} the whole batch is dropped or kept at once: draw one number per caption")
+        expect(abs(share - drop_prob) < spread,
+               f"with drop_prob = {drop_prob} a share of {share:.3f} of 4000 captions was dropped: expected about "
+               f"{drop_prob} (drop when torch.rand(B) < drop_prob)")
+
+
+@check("drop_text: the inputs are left as they were", points=1)
+def test_inputs_unchanged(drop):
+    context, mask, null_context, null_mask = captions(64, seed=4)
+    _, _, after = drop(context, mask, null_context, null_mask, 0.5)
+    expect(unchanged([context, mask, null_context, null_mask], after[:4]),
+           "drop_text changed its inputs in place: build new tensors (torch.where) instead of writing into context")
