@@ -4,7 +4,8 @@ Builds a class from the released Lesson 1 notebook (correct answers, typical mis
 stubs, a few broken or hostile ones), grades it with `python -m autograder grade` (sandbox on,
 default workers) and with `nbgrader autograde` in a real nbgrader course folder, Exercise 4 pointed
 at a tiny offline pipeline for both. Compares the verdicts on the checks both have, then times our
-grader on a larger class, and prints `speedup vs nbgrader autograde: N.Nx` last.
+grader on a larger class, then a class of Lesson 2 submissions (ours only: nbgrader would train the
+model in every notebook), and prints `speedup vs nbgrader autograde: N.Nx` last.
 
     python benchmarks/grade_class.py               # 40 submissions, then 200 with our grader
     python benchmarks/grade_class.py --size 10 --large 0
@@ -25,6 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.clip_submissions import (CLIP_ASSIGNMENT, CLIP_CORRECT, CLIP_HOSTILE, CLIP_MISTAKES,  # noqa: E402
+                                    build_clip)
 from tests.submissions import ASSIGNMENT, CORRECT, HOSTILE, MISTAKES, build, variant_with  # noqa: E402
 from autograder.sd_stand_in import build_tiny_pipeline  # noqa: E402
 
@@ -59,6 +62,19 @@ def write_class(folder: Path, size: int) -> list[str]:
         build(variant, folder / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
         students.append(student)
     return students
+
+
+def write_lesson2_class(folder: Path, size: int) -> int:
+    """Lesson 2's corpora in the same proportions as Lesson 1's class."""
+    correct = list(CLIP_CORRECT.items())
+    mistakes = [(name, entry[0]) for name, entry in CLIP_MISTAKES.items()]
+    others = [(name, entry[0]) for name, entry in CLIP_HOSTILE.items()]
+    pools = [(correct, round(size * 0.4)), (mistakes, round(size * 0.4))]
+    pools.append((others, size - sum(count for _, count in pools)))
+    chosen = [pool[i % len(pool)] for pool, count in pools for i in range(count)]
+    for index, (name, cells) in enumerate(chosen):
+        build_clip(cells, folder / f"s{index:03d}_{name}" / CLIP_ASSIGNMENT / f"{CLIP_ASSIGNMENT}.ipynb")
+    return len(chosen)
 
 
 def grade_ours(submitted: Path, out: Path, pipeline: Path) -> float:
@@ -123,6 +139,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=40, help="class size graded by both")
     parser.add_argument("--large", type=int, default=200, help="a larger class graded by ours only (0: skip)")
     parser.add_argument("--no-nbgrader", action="store_true", help="time our grader only (no comparison)")
+    parser.add_argument("--lesson2", type=int, default=40, help="Lesson 2 submissions graded by ours (0: skip)")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} CPUs; our grader uses its default workers ({os.cpu_count()})")
 
@@ -144,6 +161,11 @@ def main() -> None:
             large = write_class(scratch / "large", args.large)
             seconds = grade_ours(scratch / "large", scratch / "ours-large", pipeline)
             print(f"our grader, {len(large)} submissions: {seconds:.1f} s ({seconds / len(large):.2f} s per submission)")
+
+        if args.lesson2:
+            count = write_lesson2_class(scratch / "lesson2", args.lesson2)
+            seconds = grade_ours(scratch / "lesson2", scratch / "ours-lesson2", pipeline)
+            print(f"our grader, Lesson 2, {count} submissions: {seconds:.1f} s ({seconds / count:.2f} s per submission)")
 
     if theirs is not None:
         print(f"speedup vs nbgrader autograde: {theirs / ours:.1f}x")
