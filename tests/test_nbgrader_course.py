@@ -16,7 +16,8 @@ import sys
 import pytest
 
 from autograder.assignments import ASSIGNMENTS
-from tests.submissions import CLIP_ASSIGNMENT, CLIP_VARIANTS, CORRECT, HOSTILE, MISTAKES, ROOT, build, build_clip
+from tests.clip_submissions import CLIP_CORRECT, CLIP_MISTAKES
+from tests.submissions import CLIP_ASSIGNMENT, CORRECT, HOSTILE, MISTAKES, ROOT, build, build_clip
 
 GUIDANCE = "text_conditioning_guidance"
 STUDENTS = ["ada", "ben", "chen", "dana", "eli"]
@@ -74,15 +75,15 @@ def course(tmp_path_factory, tiny_pipeline_dir):
 
     l1, l2 = f"{GUIDANCE}.ipynb", f"{CLIP_ASSIGNMENT}.ipynb"
     submit(root, "ada", GUIDANCE, lambda f: answered(build(CORRECT["einsum"], f / l1)))
-    submit(root, "ada", CLIP_ASSIGNMENT, lambda f: build_clip(CLIP_VARIANTS["clip_correct"][0], f / l2))
+    submit(root, "ada", CLIP_ASSIGNMENT, lambda f: build_clip(CLIP_CORRECT["reference_like"], f / l2))
     # ben: a typical mistake, plus a stray notebook beside the right one
     submit(root, "ben", GUIDANCE, lambda f: (build(MISTAKES["cfg_common_mistake"][0], f / l1),
                                              build(HOSTILE["untouched_stubs"][0], f / "Untitled.ipynb")))
-    submit(root, "ben", CLIP_ASSIGNMENT, lambda f: build_clip(CLIP_VARIANTS["clip_unscaled"][0], f / l2))
+    submit(root, "ben", CLIP_ASSIGNMENT, lambda f: build_clip(CLIP_MISTAKES["mask_not_dropped"][0], f / l2))
     # chen: the assignment folder holds no notebook at all
     submit(root, "chen", GUIDANCE, lambda f: (f / "notes.txt").write_text("forgot the notebook"))
     # dana: Lesson 2's (correct) notebook submitted under Lesson 1's folder
-    submit(root, "dana", GUIDANCE, lambda f: build_clip(CLIP_VARIANTS["clip_correct"][0], f / l2))
+    submit(root, "dana", GUIDANCE, lambda f: build_clip(CLIP_CORRECT["reference_like"], f / l2))
     # eli: Lesson 1 correct but for the norm loop left as the stub; Lesson 2 untouched
     submit(root, "eli", GUIDANCE, lambda f: build(dataclasses.replace(CORRECT["einsum"], guidance_norms=None), f / l1))
     submit(root, "eli", CLIP_ASSIGNMENT, lambda f: build_clip(None, f / l2))
@@ -109,7 +110,7 @@ def test_every_row_has_its_student_and_assignment(course):
     assert float(lesson1["ben"]["total"]) < full
     assert float(lesson1["eli"]["total"]) == full - ASSIGNMENTS[GUIDANCE].functions["guidance_norms"]
     assert float(lesson2["ada"]["total"]) == ASSIGNMENTS[CLIP_ASSIGNMENT].points
-    assert float(lesson2["ben"]["total"]) == CLIP_VARIANTS["clip_unscaled"][1]
+    assert float(lesson2["ben"]["total"]) == ASSIGNMENTS[CLIP_ASSIGNMENT].points - 1   # one drop_text check
     assert float(lesson2["eli"]["total"]) == 0
 
 
