@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from autograder import report
+from autograder import report, student_library
 from autograder.assignments import ASSIGNMENTS
 from autograder.platforms import github_classroom
+from tests.clip_submissions import CLIP_ASSIGNMENT, CLIP_CORRECT, build_clip
 from tests.submissions import ASSIGNMENT, HOSTILE, MISTAKES, ROOT, build, variant_with
 
 JS = ROOT / "tests" / "classroom_js"
@@ -87,8 +88,8 @@ def test_nothing_students_can_edit_holds_a_check_or_a_token(tmp_path):
     assert "secrets." not in json.dumps(next(s for s in job["steps"] if s.get("name") == "Hidden checks"))
 
 
-def visible_run(template: Path, notebook: Path, tmp_path: Path) -> str:
-    shutil.copy2(notebook, template / f"{ASSIGNMENT}.ipynb")
+def visible_run(template: Path, notebook: Path, tmp_path: Path, assignment: str = ASSIGNMENT) -> str:
+    shutil.copy2(notebook, template / f"{assignment}.ipynb")
     output = tmp_path / "github_output"
     output.write_text("")
     run = subprocess.run([sys.executable, ".github/classroom/visible_tests.py"], cwd=template, capture_output=True,
@@ -113,6 +114,19 @@ def test_a_push_reports_the_visible_tests_points_to_classroom(node_tools, tmp_pa
     assert run.returncode == 1 and points == f"{visible - lost:g}/{total:g}"   # a red run, partial points
 
     stub = visible_run(template, build(HOSTILE["untouched_stubs"][0], tmp_path / "stub.ipynb"), tmp_path)
+    assert reporter(visible=stub)[1] == f"0/{total:g}"
+
+
+def test_lesson2_pushes_report_its_visible_tests_with_the_library_beside_the_notebook(node_tools, tmp_path):
+    lesson2 = ASSIGNMENTS[CLIP_ASSIGNMENT]
+    template = github_classroom.template(CLIP_ASSIGNMENT, tmp_path / "template")
+    assert (template / student_library.wheel_name()).exists()
+    visible, total = sum(lesson2.visible_tests.values()), lesson2.points
+    correct = visible_run(template, build_clip(CLIP_CORRECT["reference_like"], tmp_path / "c.ipynb"), tmp_path,
+                          CLIP_ASSIGNMENT)
+    run, points = reporter(visible=correct)
+    assert run.returncode == 0 and points == f"{visible:g}/{total:g}", run.stdout
+    stub = visible_run(template, build_clip(None, tmp_path / "s.ipynb"), tmp_path, CLIP_ASSIGNMENT)
     assert reporter(visible=stub)[1] == f"0/{total:g}"
 
 

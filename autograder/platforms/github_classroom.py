@@ -47,9 +47,11 @@ def template(name: str, out: Path, course_dir: Path = assignments.COURSE_ROOT) -
     out = Path(out)
     shutil.copytree(TEMPLATE, out, dirs_exist_ok=True)
     shutil.copy2(assignment.release_notebook, out / assignment.notebook)
+    for wheel in assignment.release_notebook.parent.glob("*.whl"):   # the course library, where it ships one
+        shutil.copy2(wheel, out / wheel.name)
     shutil.copy2(Path(course_dir) / "requirements.lock", out / "requirements.txt")
     config = {"notebook": assignment.notebook, "points": assignment.points, "visible_tests": assignment.visible_tests,
-              "skip": list(assignment.definitions_only), "cell_timeout": CELL_TIMEOUT}
+              "skip": list(assignment.skipped_on_push), "cell_timeout": CELL_TIMEOUT}
     (out / ".github" / "classroom" / "assignment.json").write_text(json.dumps(config, indent=2) + "\n")
     (out / "README.md").write_text(STUDENT_README.format(title=assignment.title, notebook=assignment.notebook,
                                                          points=assignment.points))
