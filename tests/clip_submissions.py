@@ -186,10 +186,11 @@ def euler_cfg_sample(model, x, context, mask, null_context, null_mask, num_steps
 CLIP_HOSTILE = {
     "untouched_stubs": ({name: None for name in GOOD}, 0),
     "imports_the_reference": (cells(**{name: f"from text_to_image.reference import {name}" for name in GOOD}), 0),
-    "reads_the_reference_from_disk": (cells(flow_matching_pair='''
-import glob
-_sources = [open(p).read() for p in glob.glob("/**/text_to_image/reference.py", recursive=True)]
-exec(_sources[0] if _sources else "def flow_matching_pair(*a):\\n    raise RuntimeError('no reference here')")
+    "reads_the_reference_from_disk": (cells(flow_matching_pair=f'''
+try:   # the grader's own copy of the trusted versions
+    exec(open("{ROOT}/text_to_image/reference.py").read())
+except OSError as refused:
+    raise RuntimeError(f"REFUSED: {{refused}}")
 ''', multi_head_cross_attention=None, drop_text=None, euler_cfg_sample=None), 0),
     "ignores_the_model": (cells(euler_cfg_sample='''
 def euler_cfg_sample(model, x, context, mask, null_context, null_mask, num_steps, cfg_scale):

@@ -7,7 +7,8 @@ import sys
 import pytest
 
 from autograder.assignments import ASSIGNMENTS
-from tests.clip_submissions import CLIP_ASSIGNMENT, CLIP_CORRECT, CLIP_HOSTILE, CLIP_MISTAKES, write_clip_corpus
+from tests.clip_submissions import (CLIP_ASSIGNMENT, CLIP_CORRECT, CLIP_HOSTILE, CLIP_MISTAKES, ROOT,
+                                    write_clip_corpus)
 
 FULL = {name: float(points) for name, points in ASSIGNMENTS[CLIP_ASSIGNMENT].functions.items()}
 
@@ -76,3 +77,20 @@ def test_hostile_submissions_earn_no_false_credit(graded, name):
     results = results_of(graded, name)
     assert results["score"] <= honest_maximum, [t["name"] for t in results["tests"] if t["score"]]
     assert all(t["status"] in ("passed", "failed") for t in results["tests"])
+
+
+def test_without_namespaces_the_hostile_corpus_scores_as_under_bubblewrap(graded, tmp_path, others_can_run_python):
+    """Where no namespace can be made (Docker, Gradescope) the reference file is made private to the grader."""
+    corpus, out = tmp_path / "corpus", tmp_path / "out"
+    write_clip_corpus(corpus, {**CLIP_HOSTILE, "correct": CLIP_CORRECT["reference_like"]})
+    run = subprocess.run([sys.executable, "-m", "tests.no_namespaces", sys.executable, "-m", "autograder", "grade",
+                          str(corpus), "--out", str(out), "--workers", "2", "--call-timeout", "10", "--quiet"],
+                         capture_output=True, text=True, timeout=1200, cwd=ROOT)
+    assert run.returncode == 0 and "(sandbox: uid)" in run.stdout, run.stdout[-2000:] + run.stderr[-3000:]
+    confined = {name: json.loads((out / CLIP_ASSIGNMENT / name / "results.json").read_text()) for name in CLIP_HOSTILE}
+    for name in CLIP_HOSTILE:
+        assert [(t["name"], t["score"]) for t in confined[name]["tests"]] == \
+            [(t["name"], t["score"]) for t in results_of(graded, name)["tests"]], name
+    assert json.loads((out / CLIP_ASSIGNMENT / "correct" / "results.json").read_text())["score"] == sum(FULL.values())
+    refused = json.dumps(confined["reads_the_reference_from_disk"])
+    assert "REFUSED" in refused and "Permission denied" in refused
