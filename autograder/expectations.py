@@ -21,6 +21,14 @@ def as_tensor(value, what: str) -> torch.Tensor:
     return value
 
 
+def tensor_pair(result, function: str, first: str, second: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two tensors a function should return as (first, second), or a clear failure."""
+    expect(isinstance(result, (tuple, list)) and len(result) == 2,
+           f"{function} should return a pair ({first}, {second}), but it returned {describe(result)}")
+    return (as_tensor(result[0], f"the first returned value ({first})"),
+            as_tensor(result[1], f"the second returned value ({second})"))
+
+
 def describe(value) -> str:
     if isinstance(value, torch.Tensor):
         return f"a tensor of shape {tuple(value.shape)}"

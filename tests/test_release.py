@@ -3,6 +3,7 @@ import ast
 import os
 import re
 import shutil
+import zipfile
 from pathlib import Path
 
 import nbformat
@@ -100,8 +101,18 @@ def test_solution_cells_are_stubs_in_the_release():
         assert re.search(rf"^def {function}\(", released[function].source, re.M)
 
 
+def released_texts():
+    """Every file students get, as text: the library's wheel member by member."""
+    for path in sorted((ROOT / "release").rglob("*")):
+        if path.suffix == ".whl":
+            with zipfile.ZipFile(path) as wheel:
+                yield from (wheel.read(name).decode() for name in wheel.namelist())
+        elif path.is_file():
+            yield path.read_text()
+
+
 def test_release_contains_no_solution_code_and_no_hidden_checks():
-    release_text = "\n".join(p.read_text() for p in (ROOT / "release").rglob("*") if p.is_file())
+    release_text = "\n".join(released_texts())
     solution, given = [], []
     for source in notebooks("exercises"):
         inside, outside = split_solution_lines(read(source))

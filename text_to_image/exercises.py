@@ -3,8 +3,7 @@
 The notebook hands each finished exercise to the library with use(); from then on the model, the
 trainer and the sampler run on the student's version, so an unfinished exercise shows up wherever
 it is needed. The instructor's copy of the library falls back on reference.py; the package students
-get is built without that file (autograder/student_library.py), so there the fallback is a stub
-that names the exercise.
+get is built without that file, so there the fallback is a stub that names the exercise.
 """
 from __future__ import annotations
 

@@ -44,7 +44,7 @@ class TextConditionalTrainer:
         self.text_drop_prob = text_drop_prob
         self.embed = CaptionEmbeddings(text_encoder, self.device)
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-        self.generator = torch.Generator(device="cpu").manual_seed(seed)
+        self.generator = torch.Generator().manual_seed(seed)   # on the CPU, whatever the device
         self.losses: list[float] = []
 
     def _drop_text(self, context, mask):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from autograder.assignments.text_conditioning_clip.checks.layers import padding_mask, tensor
-from autograder.expectations import as_tensor, describe, expect, unchanged
+from autograder.expectations import expect, tensor_pair, unchanged
 
 check = pytest.mark.check
 
@@ -26,9 +26,7 @@ def drop(student):
 
     def run(context, mask, null_context, null_mask, drop_prob):
         result = function(context, mask, null_context, null_mask, drop_prob)
-        expect(isinstance(result, (tuple, list)) and len(result) == 2,
-               f"drop_text should return (context, mask), but it returned {describe(result)}")
-        new_context, new_mask = as_tensor(result[0], "the returned context"), as_tensor(result[1], "the returned mask")
+        new_context, new_mask = tensor_pair(result, "drop_text", "context", "mask")
         expect(new_context.shape == context.shape and new_mask.shape == mask.shape,
                f"the context and mask keep their shapes {tuple(context.shape)} and {tuple(mask.shape)}, not "
                f"{tuple(new_context.shape)} and {tuple(new_mask.shape)}")

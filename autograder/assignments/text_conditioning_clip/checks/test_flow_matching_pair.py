@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from autograder.expectations import as_tensor, close, describe, expect, unchanged
+from autograder.expectations import close, expect, tensor_pair, unchanged
 from text_to_image.reference import flow_matching_pair as reference
 
 check = pytest.mark.check
@@ -15,9 +15,7 @@ def pair(student):
 
     def run(x0, noise, t):
         result = function(x0, noise, t)
-        expect(isinstance(result, (tuple, list)) and len(result) == 2,
-               f"flow_matching_pair should return (x_t, target), but it returned {describe(result)}")
-        x_t, target = as_tensor(result[0], "x_t"), as_tensor(result[1], "the target")
+        x_t, target = tensor_pair(result, "flow_matching_pair", "x_t", "target")
         expect(x_t.shape == x0.shape and target.shape == x0.shape,
                f"x_t and the target should have the images' shape {tuple(x0.shape)}, not {tuple(x_t.shape)} and "
                f"{tuple(target.shape)}")

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from autograder.expectations import as_tensor, close, describe, expect
+from autograder.expectations import close, expect, tensor_pair
 from text_to_image.reference import multi_head_cross_attention as reference
 
 from autograder.assignments.text_conditioning_clip.checks.layers import cross_attention_layer, padding_mask, tensor
@@ -29,10 +29,7 @@ def attend(student):
 
     def run(layer, x, context, mask=None):
         result = function(layer, x, context, mask) if mask is not None else function(layer, x, context)
-        expect(isinstance(result, (tuple, list)) and len(result) == 2,
-               f"multi_head_cross_attention should return (output, weights), but it returned {describe(result)}")
-        output = as_tensor(result[0], "the first returned value (output)")
-        weights = as_tensor(result[1], "the second returned value (weights)")
+        output, weights = tensor_pair(result, "multi_head_cross_attention", "output", "weights")
         expect(bool(torch.isfinite(output).all()) and bool(torch.isfinite(weights).all()),
                "the output or the weights contain NaN or infinity")
         return output, weights

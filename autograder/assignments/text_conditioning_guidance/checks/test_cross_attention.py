@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from autograder.expectations import CheckFailed, as_tensor, close, describe, expect, unchanged
+from autograder.expectations import CheckFailed, close, describe, expect, tensor_pair, unchanged
 from autograder.sandbox import Linear
 
 check = pytest.mark.check
@@ -46,10 +46,7 @@ def reference(case, scale=None):
 
 def run(cross_attention, case):
     result = cross_attention(case["x_spatial"], case["x_text"], case["W_Q"], case["W_K"], case["W_V"])
-    expect(isinstance(result, (tuple, list)) and len(result) == 2,
-           f"cross_attention should return a pair (output, attn_weights), but it returned {describe(result)}")
-    output = as_tensor(result[0], "the first returned value (output)")
-    weights = as_tensor(result[1], "the second returned value (attn_weights)")
+    output, weights = tensor_pair(result, "cross_attention", "output", "attn_weights")
     expect(bool(torch.isfinite(output).all()) and bool(torch.isfinite(weights).all()),
            "the output or the weights contain NaN or infinity")
     return output, weights
