@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from autograder import report
 from autograder.assignments import ASSIGNMENTS
 from tests.clip_submissions import (CLIP_ASSIGNMENT, CLIP_CORRECT, CLIP_HOSTILE, CLIP_MISTAKES, ROOT,
                                     write_clip_corpus)
@@ -29,11 +30,9 @@ def results_of(graded, name) -> dict:
     return json.loads((graded["out"] / CLIP_ASSIGNMENT / name / "results.json").read_text())
 
 
-def per_function(results) -> dict[str, float]:
-    scores = {name: 0.0 for name in FULL}
-    for test in results["tests"]:
-        scores[test["name"].split(":")[0]] += test["score"]
-    return scores
+def per_function(graded, name) -> dict[str, float]:
+    outcome = json.loads((graded["out"] / CLIP_ASSIGNMENT / name / "outcome.json").read_text())
+    return {function: score for function, (score, _) in report.function_totals(outcome["checks"]).items()}
 
 
 def failed(results) -> dict[str, str]:
@@ -53,7 +52,7 @@ def test_the_class_is_graded_as_lesson_2(graded):
 @pytest.mark.parametrize("name", sorted(CLIP_CORRECT))
 def test_correct_styles_get_full_marks(graded, name):
     results = results_of(graded, name)
-    assert per_function(results) == FULL, failed(results)
+    assert per_function(graded, name) == FULL, failed(results)
     assert results["score"] == sum(FULL.values())
 
 
@@ -61,7 +60,7 @@ def test_correct_styles_get_full_marks(graded, name):
 def test_each_mistake_loses_exactly_its_checks_with_a_message_naming_it(graded, name):
     _, function, checks, word = CLIP_MISTAKES[name]
     results = results_of(graded, name)
-    scores = per_function(results)
+    scores = per_function(graded, name)
     assert scores[function] < FULL[function]
     assert {f: s for f, s in scores.items() if f != function} == {f: p for f, p in FULL.items() if f != function}
     lost = failed(results)
