@@ -11,7 +11,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from . import __version__, assignments, report
+from . import __version__, assignments, cpu_share, report
 from .discover import OUTPUT_MARKER, discover, discover_upload
 from .platforms.github_classroom import DETAILS
 from .sandbox import NO_SANDBOX_WARNING, Limits, NoConfinement, sandbox_mode
@@ -95,8 +95,11 @@ def command_grade(args) -> int:
     workers = queue.SimpleQueue()
     slots = max(1, min(args.workers, len(pending)))
     threads = max(1, (os.cpu_count() or 1) // slots)
+    share_dir = tempfile.TemporaryDirectory(prefix="autograder-cpu-share-")
+    share_file = Path(share_dir.name) / "threads"
+    cpu_share.write(share_file, slots)
     for index in range(slots):
-        workers.put(GradingWorker(out_dir / f".worker-{index}.log" if args.keep_logs else None, threads))
+        workers.put(GradingWorker(out_dir / f".worker-{index}.log" if args.keep_logs else None, threads, share_file))
 
     def grade_with_a_free_worker(submission) -> dict:
         worker = workers.get()
@@ -105,7 +108,7 @@ def command_grade(args) -> int:
         finally:
             workers.put(worker)
 
-    failed = []
+    failed, unfinished = [], len(pending)
     with ThreadPoolExecutor(max_workers=slots) as pool:
         futures = {pool.submit(grade_with_a_free_worker, s): s for s in pending}
         for future in tqdm(as_completed(futures), total=len(futures), desc="grading", unit="submission",
@@ -117,8 +120,12 @@ def command_grade(args) -> int:
             report.write_submission_reports(submission.report_dir(out_dir), submission.student, outcome)
             if outcome.get("grader_failed"):
                 failed.append((submission, outcome))
+            unfinished -= 1
+            if unfinished < slots:   # a worker fell idle: lend its CPUs to those still grading
+                cpu_share.write(share_file, unfinished)
         idle = [workers.get() for _ in range(slots)]
         list(pool.map(GradingWorker.close, idle))   # at once: each takes a moment to end its sandboxes
+    share_dir.cleanup()
     for name in sorted({s.assignment for s in submissions}):
         outcomes = report.stored_outcomes(out_dir / name)
         report.write_atomically(out_dir / name / "grades.csv", report.grades_csv(outcomes, assignments.get(name)))

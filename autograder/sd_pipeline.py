@@ -16,6 +16,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from autograder import cpu_share
+
 DEFAULT_MODEL = "nota-ai/bk-sdm-small"
 MAX_STEPS = 100
 MAX_CALLS_PER_SWEEP = 16
@@ -75,6 +77,7 @@ class Generation(NamedTuple):
     image: np.ndarray                 # (H, W, 3) uint8
     final_state: np.ndarray | None    # the generator's state afterwards; None without a generator
     seconds: float                    # what the pipeline took to make it
+    threads: int                      # torch's threads at its last step (cpu_share.py)
 
 
 _generations: OrderedDict[tuple, Generation] = OrderedDict()
@@ -119,17 +122,24 @@ def _run_pipeline(pipe, prompt, guidance_scale, num_inference_steps, state,
     import torch
 
     started = time.perf_counter()
+    cpu_share.apply()
     generator = None
     if state is not None:
         generator = torch.Generator(device="cpu")
         generator.set_state(torch.from_numpy(state.copy()))
     result = pipe(prompt, guidance_scale=guidance_scale, num_inference_steps=num_inference_steps,
                   generator=generator, output_type="np", negative_prompt=options.negative_prompt or None,
-                  eta=options.eta, height=options.height, width=options.width)
+                  eta=options.eta, height=options.height, width=options.width,
+                  callback_on_step_end=_take_cpu_share)
     image = np.nan_to_num(np.asarray(result.images[0], dtype=np.float32), nan=0.0)
     final_state = None if generator is None else generator.get_state().numpy().copy()
     return Generation((np.clip(image, 0.0, 1.0) * 255).round().astype(np.uint8), final_state,
-                      time.perf_counter() - started)
+                      time.perf_counter() - started, torch.get_num_threads())
+
+
+def _take_cpu_share(pipe, step, timestep, tensors):
+    cpu_share.apply()   # CPUs freed by workers that ran out of submissions speed up the steps left
+    return tensors
 
 
 @dataclass
@@ -140,12 +150,16 @@ class PipelineCall:
     generator_state: np.ndarray | None
     seconds: float
     image: np.ndarray | None = None   # what this call returned to the student's code
+    threads: int = 1
 
 
 @dataclass
 class RecordingPipeline:
     """Serves a sandboxed student's pipeline calls: validates them, runs them, keeps a record."""
     pipe: object
+    # On the CPU stand-in: the lesson model's own size, which code written for that model may pass explicitly
+    # and which the stand-in answers at its own size, as the lesson model would at its own.
+    stands_in_for: int | None = None
     calls: list[PipelineCall] = field(default_factory=list)
     serving_seconds: float = 0.0   # wall time spent here, remembered answers included
     notes: set[str] = field(default_factory=set)   # what the student should know about how their calls ran
@@ -182,9 +196,9 @@ class RecordingPipeline:
         if request.get("generator_device") == "cuda":
             self.notes.add("your generator was made on CUDA; the grading sandbox has no GPU, so it drew the same "
                            "seed's noise on the CPU (on a GPU, CUDA and CPU generators give different images)")
-        image, final_state, seconds = generate(self.pipe, prompt, float(scale), steps, state, options)
+        image, final_state, seconds, threads = generate(self.pipe, prompt, float(scale), steps, state, options)
         self.calls.append(PipelineCall(prompt, float(scale), steps, None if state is None else state.copy(), seconds,
-                                       image))
+                                       image, threads))
         answer_arrays = {"image": image}
         if final_state is not None:
             answer_arrays["generator_state"] = final_state
@@ -203,6 +217,11 @@ class RecordingPipeline:
                                     ("width", request.get("width"), native_width)):
             if value is None or value == native:
                 sizes.append(None)
+            elif value == self.stands_in_for:
+                sizes.append(None)
+                self.notes.add(f"your call asked for {name}={value}, the lesson model's own; the grader's stand-in "
+                               f"made its own {native_height}x{native_width} images instead, as that model would "
+                               "at its own size")
             elif isinstance(value, bool) or not isinstance(value, int) or not 8 <= value <= 1024 or value % 8:
                 return f"{name} must be a multiple of 8 up to 1024"
             else:

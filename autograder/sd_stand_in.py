@@ -16,6 +16,7 @@ import torch
 
 from text_to_image.offline_clip import tiny_clip
 
+LESSON_MODEL_SIZE = 512   # bk-sdm-small's own height and width (sample_size 64 x the VAE's 8)
 VERSION = 1   # raise when build() changes: a folder built by another version is rebuilt
 NAME = f"stand-in-sd-v{VERSION}"
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder import assignments
+from autograder import assignments, cpu_share
 from autograder.sandbox import remove_leftovers
 
 
@@ -67,9 +67,10 @@ def main() -> None:
 class GradingWorker:
     """The grade command's handle on one worker process; restarts it after a crash or a timeout."""
 
-    def __init__(self, log_path: Path | None = None, threads: int = 1):
+    def __init__(self, log_path: Path | None = None, threads: int = 1, cpu_share_file: Path | None = None):
         self.log_path = log_path
         self.threads = threads   # the CPU share of this worker: oversubscribed OpenMP pools spin for minutes
+        self.cpu_share_file = cpu_share_file   # where the grade command raises that share at the end (cpu_share.py)
         self.process = None
 
     def _start(self):
@@ -82,6 +83,8 @@ class GradingWorker:
                "AUTOGRADER_CGROUP_PREFIX": self.cgroup_prefix}
         if self.log_path:
             env["AUTOGRADER_WORKER_LOG"] = str(self.log_path)
+        if self.cpu_share_file:
+            env[cpu_share.ENVIRONMENT] = str(self.cpu_share_file)
         self.process = subprocess.Popen([sys.executable, "-m", "autograder.worker"], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, env=env, start_new_session=True)
 

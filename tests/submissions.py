@@ -146,10 +146,15 @@ def apply_cfg(noise_uncond, noise_cond, guidance_scale):
     "no_metadata_cells_reversed": variant_with(strip_metadata=True, reverse_cells=True),
 }
 
+def sweep_at_size(pixels: int) -> Variant:
+    """The correct sweep asking the pipeline for pixels x pixels images."""
+    return variant_with(generate_guidance_sweep=GOOD_SWEEP.replace(
+        "num_inference_steps=num_inference_steps,",
+        f"num_inference_steps=num_inference_steps, height={pixels}, width={pixels},"))
+
+
 MISTAKES = {  # name -> (variant, the function that must lose points)
-    "sweep_at_480": (variant_with(generate_guidance_sweep=GOOD_SWEEP.replace(
-        "num_inference_steps=num_inference_steps,", "num_inference_steps=num_inference_steps, height=480, width=480,")),
-        "generate_guidance_sweep"),
+    "sweep_at_480": (sweep_at_size(480), "generate_guidance_sweep"),
     "softmax_wrong_axis": (variant_with(cross_attention=GOOD_CROSS_ATTENTION.replace("dim=-1", "dim=0")),
                            "cross_attention"),
     "no_scaling": (variant_with(cross_attention=GOOD_CROSS_ATTENTION.replace(" / math.sqrt(k.shape[-1])", "")),
@@ -215,6 +220,8 @@ def generate_guidance_sweep(pipe, prompt, guidance_scales, seed=42, num_inferenc
         "num_inference_steps=num_inference_steps)")), "generate_guidance_sweep"),
     "sweep_other_steps": (variant_with(generate_guidance_sweep=GOOD_SWEEP.replace(
         "num_inference_steps=num_inference_steps", "num_inference_steps=15")), "generate_guidance_sweep"),
+    "sweep_hard_codes_default_steps": (variant_with(generate_guidance_sweep=GOOD_SWEEP.replace(
+        "num_inference_steps=num_inference_steps", "num_inference_steps=30")), "generate_guidance_sweep"),
     "sweep_wrong_count": (variant_with(generate_guidance_sweep=GOOD_SWEEP.replace("return images",
                                                                                   "return images[-1:]")),
                           "generate_guidance_sweep"),

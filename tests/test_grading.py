@@ -13,7 +13,8 @@ import pytest
 
 from autograder.assignments import ASSIGNMENTS
 from autograder.discover import discover
-from tests.submissions import ASSIGNMENT, CORRECT, HIDDEN_CHECK, HOSTILE, MISTAKES, ROOT, Variant, build, variant_with, write_corpus
+from tests.submissions import (ASSIGNMENT, CORRECT, HIDDEN_CHECK, HOSTILE, MISTAKES, ROOT, Variant, build, sweep_at_size,
+                               variant_with, write_corpus)
 
 FULL = {name: float(points) for name, points in ASSIGNMENTS[ASSIGNMENT].functions.items()}
 CHECKS = 27
@@ -184,9 +185,10 @@ def test_messages_explain_the_failure_without_hidden_inputs(graded):
                                                      "seeded with seed"]
     unseeded = {t["name"]: t["score"] for t in results_of(graded, "sweep_without_generator")["tests"]}
     assert unseeded["generate_guidance_sweep: the same seed gives identical images when run again"] == 0
-    steps = {t["name"]: t["output"] for t in results_of(graded, "sweep_other_steps")["tests"]}
-    assert "num_inference_steps=[15]" in steps["generate_guidance_sweep: passes the prompt and num_inference_steps "
-                                               "through"]
+    for name, hard_coded in (("sweep_other_steps", 15), ("sweep_hard_codes_default_steps", 30)):
+        steps = {t["name"]: t["output"] for t in results_of(graded, name)["tests"]}
+        assert f"num_inference_steps=[{hard_coded}]" in steps["generate_guidance_sweep: passes the prompt and "
+                                                              "num_inference_steps through"]
     timing = {t["name"]: t["output"] for t in results_of(graded, "einsum")["tests"]}
     assert "5 calls, cpu" in timing["generate_guidance_sweep: finishes within the time budget"]
     empty = results_of(graded, "empty_file")
@@ -283,19 +285,25 @@ needs_no_gpu = pytest.mark.skipif(__import__("torch").cuda.is_available(), reaso
 @needs_no_gpu
 def test_without_a_gpu_exercise_4_is_graded_on_the_stand_in(tmp_path):
     notebook = build(variant_with(), tmp_path / "in" / "ana" / f"{ASSIGNMENT}.ipynb")
+    # Right for bk-sdm-small, whose own size is 512: the stand-in must not mark it down for its own 64.
+    build(sweep_at_size(512), tmp_path / "in" / "bo" / f"{ASSIGNMENT}.ipynb")
     stand_in = tmp_path / "stand-in"   # built where the grader runs, on first use
     run = subprocess.run([sys.executable, "-m", "autograder", "grade", str(tmp_path / "in"), "--out",
                           str(tmp_path / "out"), "--quiet"], capture_output=True, text=True,
                          env={**__import__("os").environ, "AUTOGRADER_STAND_IN": str(stand_in)})
     assert run.returncode == 0, run.stderr[-2000:]
     assert (stand_in / "model_index.json").exists()
-    results = report_of(tmp_path / "out", "ana")
-    sweep = [t for t in results["tests"] if t["name"].startswith("generate_guidance_sweep:")]
-    assert len(sweep) == 9 and all(t["status"] == "passed" and "stand-in pipeline" in t["output"] for t in sweep)
-    assert results["score"] == sum(FULL.values())
+    for student in ("ana", "bo"):
+        results = report_of(tmp_path / "out", student)
+        sweep = [t for t in results["tests"] if t["name"].startswith("generate_guidance_sweep:")]
+        assert len(sweep) == 9 and all(t["status"] == "passed" and "stand-in pipeline" in t["output"] for t in sweep)
+        assert results["score"] == sum(FULL.values())
+    assert "height=512, the lesson model's own" in sweep[0]["output"]
     with open(tmp_path / "out" / ASSIGNMENT / "grades.csv", newline="") as stream:
-        (row,) = list(csv.DictReader(stream))
-    assert "not run" not in row.values() and float(row["total"]) == float(row["max_total"]) == sum(FULL.values())
+        rows = list(csv.DictReader(stream))
+    assert len(rows) == 2
+    for row in rows:
+        assert "not run" not in row.values() and float(row["total"]) == float(row["max_total"]) == sum(FULL.values())
     assert notebook.exists()
 
 
