@@ -78,7 +78,10 @@ class GradingWorker:
         # worker killed mid-submission leaves nothing behind (see close()).
         self.scratch = tempfile.mkdtemp(prefix="autograder-worker-")
         self.cgroup_prefix = f"autograder-{uuid.uuid4().hex[:8]}-"
-        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": str(self.threads),
+        # Plugins installed beside the grader (pytest-randomly reorders and reseeds, others rewrite reports) never
+        # join a grading session: the one it needs is named in its arguments.
+        env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTHONDONTWRITEBYTECODE": "1",
+               "OMP_NUM_THREADS": str(self.threads),
                "MKL_NUM_THREADS": str(self.threads), "TMPDIR": self.scratch,
                "AUTOGRADER_CGROUP_PREFIX": self.cgroup_prefix}
         if self.log_path:

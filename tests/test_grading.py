@@ -398,3 +398,30 @@ def test_cli_habits(tmp_path):
         run = cli("grade", str(given), "--out", str(tmp_path / "out"))
         assert run.returncode != 0 and message in run.stderr, run.stderr
     assert not (tmp_path / "out").exists()   # refused before anything is written
+
+
+def test_pytest_plugins_installed_beside_the_grader_stay_out_of_grading(tmp_path, tiny_pipeline_dir):
+    # A plugin any package may register (pytest11); this one would pass every check it sees.
+    site = tmp_path / "site"
+    (site / "grade_everything-1.0.dist-info").mkdir(parents=True)
+    (site / "grade_everything-1.0.dist-info" / "METADATA").write_text("Name: grade-everything\nVersion: 1.0\n")
+    (site / "grade_everything-1.0.dist-info" / "entry_points.txt").write_text(
+        "[pytest11]\ngrade_everything = grade_everything\n")
+    (site / "grade_everything.py").write_text(
+        "import os, pathlib\n"
+        "pathlib.Path(os.environ['PLUGIN_MARKER']).write_text('loaded')\n"
+        "def pytest_runtest_call(item):\n"
+        "    item.runtest = lambda: None\n")
+    marker = tmp_path / "plugin-was-loaded"
+    build(HOSTILE["untouched_stubs"][0], tmp_path / "in" / "stub" / f"{ASSIGNMENT}.ipynb")
+    env = {**__import__("os").environ, "PYTHONPATH": str(site), "PLUGIN_MARKER": str(marker)}
+    run = subprocess.run([sys.executable, "-m", "autograder", "grade", str(tmp_path / "in"), "--out", str(tmp_path / "out"),
+                          "--quiet", "--sd-model", str(tiny_pipeline_dir), "--sd-device", "cpu"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    probe = subprocess.run([sys.executable, "-c", "from importlib.metadata import entry_points; "
+                            "print([e.name for e in entry_points(group='pytest11')])"], capture_output=True, text=True,
+                           env=env)
+    assert "grade_everything" in probe.stdout   # pytest would load it in any other session
+    assert not marker.exists()
+    assert report_of(tmp_path / "out", "stub")["score"] == 0
