@@ -93,7 +93,8 @@ def main() -> None:
     print(f"pipeline load (once per grading worker): {sd_pipeline.load_seconds.get(spec, 0.0):.1f} s")
     for scale, seconds in re.findall(r"w=([\d.]+): ([\d.]+) s", note):
         print(f"  guidance scale {scale:>4}: {seconds} s")
-    print(f"student sweep: {note.split(' s (')[0].removeprefix('sweep took ')} s")
+    timing = next(line for line in note.splitlines() if line.startswith("sweep took "))   # the check's other notes
+    print(f"student sweep: {timing.split(' s (')[0].removeprefix('sweep took ')} s")
     # The re-run and the reference images are the same calls as the first sweep: remembered, not re-run.
     print(f"whole check for one submission (load, one sweep run, re-run and reference remembered): {total:.1f} s")
     if args.device == "cuda":
