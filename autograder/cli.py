@@ -11,13 +11,13 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from . import __version__, assignments, cpu_share, report
+from . import __version__, assignments, cpu_share, pipeline_server, report
 from .discover import OUTPUT_MARKER, discover, discover_upload
 from .platforms.github_classroom import DETAILS
 from .sandbox import NO_SANDBOX_WARNING, Limits, NoConfinement, sandbox_mode
 from .sd_pipeline import PipelineSpec
 from .submission import SubmissionError, read_notebook_bytes
-from .worker import GradingWorker
+from .worker import GradingWorker, compute_environment
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -95,11 +95,18 @@ def command_grade(args) -> int:
     workers = queue.SimpleQueue()
     slots = max(1, min(args.workers, len(pending)))
     threads = max(1, (os.cpu_count() or 1) // slots)
-    share_dir = tempfile.TemporaryDirectory(prefix="autograder-cpu-share-")
-    share_file = Path(share_dir.name) / "threads"
+    # Private to the grader's user (mkdtemp): the CPU share, and the pipeline server's socket.
+    run_dir = tempfile.TemporaryDirectory(prefix="autograder-run-")
+    share_file = Path(run_dir.name) / "threads"
     cpu_share.write(share_file, slots)
+    server = None
+    if any(assignments.get(s.assignment).uses_pipeline for s in pending):
+        server = pipeline_server.Server(Path(run_dir.name), PipelineSpec(args.sd_model, args.sd_device),
+                                        args.require_gpu, compute_environment(threads, share_file),
+                                        out_dir / ".pipeline-server.log" if args.keep_logs else None)
     for index in range(slots):
-        workers.put(GradingWorker(out_dir / f".worker-{index}.log" if args.keep_logs else None, threads, share_file))
+        workers.put(GradingWorker(out_dir / f".worker-{index}.log" if args.keep_logs else None, threads, share_file,
+                                  server.environment if server else None))
 
     def grade_with_a_free_worker(submission) -> dict:
         worker = workers.get()
@@ -125,7 +132,9 @@ def command_grade(args) -> int:
                 cpu_share.write(share_file, unfinished)
         idle = [workers.get() for _ in range(slots)]
         list(pool.map(GradingWorker.close, idle))   # at once: each takes a moment to end its sandboxes
-    share_dir.cleanup()
+    if server:
+        server.close()
+    run_dir.cleanup()
     for name in sorted({s.assignment for s in submissions}):
         outcomes = report.stored_outcomes(out_dir / name)
         report.write_atomically(out_dir / name / "grades.csv", report.grades_csv(outcomes, assignments.get(name)))

@@ -3,12 +3,14 @@
 Student code never touches it directly: inside the sandbox `pipe` is a proxy whose calls come back
 here (sandbox.FunctionProcess callbacks), are checked, run on the real pipeline, recorded, and
 answered with plain image arrays. The pipeline is loaded once per grading process and reused for
-every submission that process grades.
+every submission that process grades; under the grade command, one process serves it to all the
+workers (pipeline_server.py).
 """
 from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -16,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from autograder import cpu_share
+from autograder import cpu_share, pipeline_server
 
 DEFAULT_MODEL = "nota-ai/bk-sdm-small"
 MAX_STEPS = 100
@@ -40,12 +42,23 @@ class PipelineSpec:
 
 _loaded: dict[PipelineSpec, object] = {}
 load_seconds: dict[PipelineSpec, float] = {}
+# Only the pipeline server (pipeline_server.py) has threads that share these: one loads a pipeline while the
+# others wait for it, and one call runs at a time, since a pipeline's scheduler keeps per-call state.
+_loading = threading.Lock()
+_running = threading.Lock()
 
 
 def load(spec: PipelineSpec):
     """The pipeline for `spec`, loaded on first use in this process (float16 on CUDA, safety checker off)."""
-    if spec in _loaded:
-        return _loaded[spec]
+    with _loading:
+        return _loaded[spec] if spec in _loaded else _load(spec)
+
+
+def _load(spec: PipelineSpec):
+    if os.environ.get(pipeline_server.ADDRESS):
+        served = pipeline_server.ServedPipeline(spec)
+        _loaded[spec], load_seconds[spec] = served, served.load_seconds
+        return served
     import torch
 
     if spec.device == "cuda" and not torch.cuda.is_available():
@@ -101,6 +114,8 @@ def generate(pipe, prompt: str, guidance_scale: float, num_inference_steps: int,
     before (by the reference, or by a student making the same calls as another) is answered from
     memory, with the seconds the original run took; the arrays handed out are read-only. Without one
     the noise comes from torch's global generator: such calls always run."""
+    if isinstance(pipe, pipeline_server.ServedPipeline):
+        return pipe.generate(prompt, guidance_scale, num_inference_steps, generator_state, options)
     if generator_state is None:
         return _run_pipeline(pipe, prompt, guidance_scale, num_inference_steps, None, options)
     state = np.ascontiguousarray(generator_state, dtype=np.uint8)
@@ -121,16 +136,17 @@ def _run_pipeline(pipe, prompt, guidance_scale, num_inference_steps, state,
                   options: ImageOptions = ImageOptions()) -> Generation:
     import torch
 
-    started = time.perf_counter()
-    cpu_share.apply()
     generator = None
     if state is not None:
         generator = torch.Generator(device="cpu")
         generator.set_state(torch.from_numpy(state.copy()))
-    result = pipe(prompt, guidance_scale=guidance_scale, num_inference_steps=num_inference_steps,
-                  generator=generator, output_type="np", negative_prompt=options.negative_prompt or None,
-                  eta=options.eta, height=options.height, width=options.width,
-                  callback_on_step_end=_take_cpu_share)
+    with _running:
+        started = time.perf_counter()
+        cpu_share.apply()
+        result = pipe(prompt, guidance_scale=guidance_scale, num_inference_steps=num_inference_steps,
+                      generator=generator, output_type="np", negative_prompt=options.negative_prompt or None,
+                      eta=options.eta, height=options.height, width=options.width,
+                      callback_on_step_end=_take_cpu_share)
     image = np.nan_to_num(np.asarray(result.images[0], dtype=np.float32), nan=0.0)
     final_state = None if generator is None else generator.get_state().numpy().copy()
     return Generation((np.clip(image, 0.0, 1.0) * 255).round().astype(np.uint8), final_state,
@@ -230,6 +246,12 @@ class RecordingPipeline:
 
     @property
     def resolution(self) -> tuple[int, int]:
-        scale = getattr(self.pipe, "vae_scale_factor", 8)
-        size = self.pipe.unet.config.sample_size * scale
-        return size, size
+        return native_resolution(self.pipe)
+
+
+def native_resolution(pipe) -> tuple[int, int]:
+    """The height and width the pipeline makes when the call names none."""
+    if isinstance(pipe, pipeline_server.ServedPipeline):
+        return pipe.resolution
+    size = pipe.unet.config.sample_size * getattr(pipe, "vae_scale_factor", 8)
+    return size, size

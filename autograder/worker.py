@@ -64,13 +64,23 @@ def main() -> None:
     os._exit(0)
 
 
+def compute_environment(threads: int, cpu_share_file: Path | None) -> dict[str, str]:
+    """What a grader process that runs torch is told of its CPU share (a worker, the pipeline server)."""
+    env = {"PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    if cpu_share_file:
+        env[cpu_share.ENVIRONMENT] = str(cpu_share_file)
+    return env
+
+
 class GradingWorker:
     """The grade command's handle on one worker process; restarts it after a crash or a timeout."""
 
-    def __init__(self, log_path: Path | None = None, threads: int = 1, cpu_share_file: Path | None = None):
+    def __init__(self, log_path: Path | None = None, threads: int = 1, cpu_share_file: Path | None = None,
+                 pipeline_server: dict[str, str] | None = None):
         self.log_path = log_path
         self.threads = threads   # the CPU share of this worker: oversubscribed OpenMP pools spin for minutes
         self.cpu_share_file = cpu_share_file   # where the grade command raises that share at the end (cpu_share.py)
+        self.pipeline_server = pipeline_server or {}   # how to reach the run's pipeline (pipeline_server.py)
         self.process = None
 
     def _start(self):
@@ -80,14 +90,11 @@ class GradingWorker:
         self.cgroup_prefix = f"autograder-{uuid.uuid4().hex[:8]}-"
         # Plugins installed beside the grader (pytest-randomly reorders and reseeds, others rewrite reports) never
         # join a grading session: the one it needs is named in its arguments.
-        env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTHONDONTWRITEBYTECODE": "1",
-               "OMP_NUM_THREADS": str(self.threads),
-               "MKL_NUM_THREADS": str(self.threads), "TMPDIR": self.scratch,
-               "AUTOGRADER_CGROUP_PREFIX": self.cgroup_prefix}
+        env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+               **compute_environment(self.threads, self.cpu_share_file), **self.pipeline_server,
+               "TMPDIR": self.scratch, "AUTOGRADER_CGROUP_PREFIX": self.cgroup_prefix}
         if self.log_path:
             env["AUTOGRADER_WORKER_LOG"] = str(self.log_path)
-        if self.cpu_share_file:
-            env[cpu_share.ENVIRONMENT] = str(self.cpu_share_file)
         self.process = subprocess.Popen([sys.executable, "-m", "autograder.worker"], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, env=env, start_new_session=True)
 

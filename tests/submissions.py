@@ -573,6 +573,25 @@ def generate_guidance_sweep(pipe, prompt, guidance_scales, seed=42, num_inferenc
     while True:
         images.append(pipe(prompt * 1000, num_inference_steps=1).images[0])
 '''), 0),
+    # The grading run's own pipeline (pipeline_server.py): its sweep calls the pipeline honestly only if it can
+    # see the server's key or socket from the sandbox, so any sight of either shows up as points.
+    "reaches_for_the_pipeline_server": (Variant(cross_attention=None, apply_cfg=None, generate_guidance_sweep='''
+import glob, os, tempfile
+def generate_guidance_sweep(pipe, prompt, guidance_scales, seed=42, num_inference_steps=30):
+    found = [value for name, value in os.environ.items() if name.startswith("AUTOGRADER_PIPELINE")]
+    for environ in glob.glob("/proc/*/environ"):   # the grader's processes, if they can be seen and read
+        try:
+            found += [environ] if b"AUTOGRADER_PIPELINE" in open(environ, "rb").read() else []
+        except OSError:
+            pass
+    for depth in range(1, 6):
+        for folder in {"/tmp", tempfile.gettempdir()}:
+            found += glob.glob(os.path.join(folder, *["*"] * (depth - 1), "pipeline.sock"))
+    if not found:
+        raise NotImplementedError("no way to the grader's pipeline from here")
+    return [pipe(prompt, guidance_scale=w, num_inference_steps=num_inference_steps,
+                 generator=torch.Generator().manual_seed(seed)).images[0] for w in guidance_scales]
+'''), 0),
     "not_a_notebook": (Variant(raw_bytes=b"def apply_cfg(u, c, w):\n    return u + w * (c - u)\n", suffix=".py"), 0),
     # Answers written straight onto the reply pipe, around the runner: the grader must read them as the
     # student's failure, never crash or inflate them.

@@ -35,6 +35,9 @@ class Assignment:
     # grade_ids a GitHub Classroom push leaves out when it runs the visible tests (None: definitions_only,
     # when the visible tests need none of those cells).
     push_skips: tuple[str, ...] | None = None
+    # Whether its checks run Exercise 4's text-to-image pipeline: the grade command then loads one for all
+    # its workers (pipeline_server.py).
+    uses_pipeline: bool = False
 
     @property
     def skipped_on_push(self) -> tuple[str, ...]:
@@ -77,6 +80,7 @@ ASSIGNMENTS: dict[str, Assignment] = {a.name: a for a in (
                           "guidance_sweep_images"),
         visible_tests={"test_cross_attention_shape": 1, "test_cross_attention_rows": 1, "test_apply_cfg_w0": 1,
                        "test_apply_cfg_w1": 1, "test_cfg_norms": 1, "test_generate_guidance_sweep": 2},
+        uses_pipeline=True,
     ),
     Assignment(
         name="text_conditioning_clip",

@@ -1,0 +1,152 @@
+"""One text-to-image pipeline for a whole grading run, shared by its workers; trusted, outside the sandbox.
+
+Loaded in every grading worker, Exercise 4's pipeline cost each of them diffusers' import (3.4 s of
+CPU), the load and the reference images, and on a GPU each held its own copy of the model. The grade
+command starts this process beside its workers instead: it loads the pipeline while they start, and
+their checks send it the calls they need (sd_pipeline.load and generate hand them over). Pipeline calls
+run one at a time (a pipeline's scheduler keeps per-call state) with the CPU share the worker would have
+had (cpu_share.py); what was made once is remembered for every worker (sd_pipeline.generate), and such
+answers do not wait for the call that is running.
+
+Only grader processes can reach it: the socket lies in a folder only the grader's user can open, and
+a connection must prove it holds the key in the workers' environment, which sandboxes never inherit.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import threading
+import time
+from multiprocessing import AuthenticationError
+from multiprocessing.connection import Client, Listener
+from pathlib import Path
+
+ADDRESS = "AUTOGRADER_PIPELINE_SERVER"
+KEY = "AUTOGRADER_PIPELINE_KEY"
+
+
+class Server:
+    """The grade command's handle on the server process."""
+
+    def __init__(self, folder: Path, spec, require_gpu: bool, environment: dict[str, str], log: Path | None = None):
+        """`folder` must be one only the grader's user can open; `environment` holds the CPU share."""
+        self.environment = {ADDRESS: str(folder / "pipeline.sock"), KEY: secrets.token_hex(32)}
+        with open(log or os.devnull, "a") as output:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "autograder.pipeline_server", spec.model, spec.device, str(int(require_gpu))],
+                env={**os.environ, **environment, **self.environment}, stdin=subprocess.PIPE, stdout=output,
+                stderr=output, start_new_session=True)
+
+    def close(self):
+        self.process.stdin.close()   # its signal to stop
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class ServedPipeline:
+    """What sd_pipeline.load returns in a worker when a server runs: the pipeline, a socket away."""
+
+    def __init__(self, spec):
+        self.spec = spec
+        self.resolution, self.load_seconds = _ask("load", spec)
+
+    def generate(self, prompt, guidance_scale, num_inference_steps, generator_state, options):
+        generation = _ask("generate", self.spec, prompt, guidance_scale, num_inference_steps, generator_state,
+                          options)
+        for array in (generation.image, generation.final_state):
+            if array is not None:
+                array.flags.writeable = False
+        return generation
+
+
+_connection = None   # this worker's, opened on first use
+_asking = threading.Lock()
+
+
+def _ask(*request):
+    global _connection
+    from autograder import sd_pipeline
+
+    with _asking:
+        try:
+            if _connection is None:
+                _connection = _connect(os.environ[ADDRESS], bytes.fromhex(os.environ[KEY]))
+            _connection.send(request)
+            kind, answer = _connection.recv()
+        except (EOFError, OSError) as error:
+            _connection = None
+            raise RuntimeError(f"the grading run's pipeline server stopped ({type(error).__name__})") from None
+    if kind == "unavailable":
+        raise sd_pipeline.PipelineUnavailable(answer)
+    if kind == "error":
+        raise RuntimeError(f"the grading run's pipeline server failed: {answer}")
+    return answer
+
+
+def _connect(address: str, key: bytes, patience: float = 60.0):
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return Client(address, family="AF_UNIX", authkey=key)
+        except (FileNotFoundError, ConnectionRefusedError):   # the server is still starting
+            if time.monotonic() > deadline:
+                raise RuntimeError("the grading run's pipeline server did not start") from None
+            time.sleep(0.05)
+
+
+def _answer(request):
+    from autograder import sd_pipeline
+
+    verb, spec, *arguments = request
+    try:
+        if verb == "load":
+            pipe = sd_pipeline.load(spec)
+            return "ok", (sd_pipeline.native_resolution(pipe), sd_pipeline.load_seconds[spec])
+        if verb == "generate":
+            return "ok", sd_pipeline.generate(sd_pipeline.load(spec), *arguments)
+        return "error", f"unknown request {verb!r}"
+    except sd_pipeline.PipelineUnavailable as reason:
+        return "unavailable", str(reason)
+    except Exception as error:   # a grader problem: the worker reports a grader error, the server goes on
+        return "error", f"{type(error).__name__}: {error}"
+
+
+def serve(model: str, device: str, require_gpu: bool):
+    from autograder import sd_pipeline, sd_stand_in
+
+    # Popped: this process loads the pipeline itself (sd_pipeline.load would otherwise ask the server).
+    listener = Listener(os.environ.pop(ADDRESS), family="AF_UNIX", authkey=bytes.fromhex(os.environ.pop(KEY)))
+    def serve_connection(connection):
+        with connection:
+            while True:
+                try:
+                    request = connection.recv()
+                except (EOFError, OSError):
+                    return
+                connection.send(_answer(request))
+
+    def accept():
+        while True:
+            try:
+                connection = listener.accept()
+            except (AuthenticationError, EOFError, ConnectionError):   # a client without the key, or gone
+                continue
+            threading.Thread(target=serve_connection, args=(connection,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:   # loaded while the workers start: what their checks will ask for first
+        sd_pipeline.load(sd_pipeline.PipelineSpec(model, device))
+    except sd_pipeline.PipelineUnavailable:
+        if not require_gpu:
+            _answer(("load", sd_pipeline.PipelineSpec(str(sd_stand_in.folder()), "cpu")))
+    sys.stdin.read()   # until the grade command closes our stdin
+    os._exit(0)   # no interpreter teardown with torch and diffusers loaded
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1], sys.argv[2], sys.argv[3] == "1")

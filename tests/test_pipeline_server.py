@@ -1,0 +1,103 @@
+"""The grading run's one pipeline, served to its workers (pipeline_server.py), on the tiny real pipeline."""
+import json
+import subprocess
+import sys
+from multiprocessing import AuthenticationError
+from multiprocessing.connection import Client
+
+import numpy as np
+import pytest
+
+from autograder import pipeline_server, sd_pipeline
+from tests.submissions import ASSIGNMENT, ROOT, build, variant_with
+
+PROMPT = "a red apple"
+
+
+@pytest.fixture
+def server(tmp_path, tiny_pipeline_dir, monkeypatch):
+    """A server for the tiny pipeline, and this test process set up as one of its workers."""
+    folder = tmp_path / "private"
+    folder.mkdir(mode=0o700)
+    running = pipeline_server.Server(folder, sd_pipeline.PipelineSpec(str(tiny_pipeline_dir), "cpu"), False, {})
+    for name, value in running.environment.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(pipeline_server, "_connection", None)
+    monkeypatch.setattr(sd_pipeline, "_loaded", {})
+    yield running
+    running.close()
+
+
+@pytest.fixture(scope="module")
+def local_pipe(tiny_pipeline_dir):
+    return sd_pipeline._load(sd_pipeline.PipelineSpec(str(tiny_pipeline_dir), "cpu"))
+
+
+def test_a_served_generation_is_the_pipelines_own_and_is_remembered_for_every_worker(server, tiny_pipeline_dir,
+                                                                                      local_pipe, monkeypatch):
+    served = sd_pipeline.load(sd_pipeline.PipelineSpec(str(tiny_pipeline_dir), "cpu"))
+    assert isinstance(served, pipeline_server.ServedPipeline)
+    assert served.resolution == sd_pipeline.native_resolution(local_pipe) == (64, 64)
+    state = sd_pipeline.fresh_generator_state(5)
+    made = sd_pipeline.generate(served, PROMPT, 3.0, 4, state)
+    here = sd_pipeline._run_pipeline(local_pipe, PROMPT, 3.0, 4, state)
+    np.testing.assert_array_equal(made.image, here.image)
+    np.testing.assert_array_equal(made.final_state, here.final_state)
+    assert not made.image.flags.writeable
+    monkeypatch.setattr(pipeline_server, "_connection", None)   # as another worker, on its own connection
+    again = sd_pipeline.generate(served, PROMPT, 3.0, 4, state)
+    assert again.seconds == made.seconds   # remembered with its original cost, not run again
+    np.testing.assert_array_equal(again.image, made.image)
+
+
+def test_what_cannot_load_is_reported_as_unavailable_and_the_server_goes_on(server, tiny_pipeline_dir):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: a CUDA pipeline would load")
+    with pytest.raises(sd_pipeline.PipelineUnavailable, match="no CUDA GPU"):
+        sd_pipeline.load(sd_pipeline.PipelineSpec(str(tiny_pipeline_dir), "cuda"))
+    with pytest.raises(sd_pipeline.PipelineUnavailable, match="cannot load the pipeline"):
+        sd_pipeline.load(sd_pipeline.PipelineSpec(str(tiny_pipeline_dir / "missing"), "cpu"))
+    served = sd_pipeline.load(sd_pipeline.PipelineSpec(str(tiny_pipeline_dir), "cpu"))
+    assert sd_pipeline.generate(served, PROMPT, 1.0, 2, None).image.shape == (64, 64, 3)
+
+
+def test_a_connection_without_the_key_is_refused(server, tiny_pipeline_dir):
+    served = sd_pipeline.load(sd_pipeline.PipelineSpec(str(tiny_pipeline_dir), "cpu"))   # the server is up
+    with pytest.raises(AuthenticationError):
+        Client(server.environment[pipeline_server.ADDRESS], family="AF_UNIX", authkey=b"a guess")
+    assert sd_pipeline.generate(served, PROMPT, 2.0, 2, None).image.shape == (64, 64, 3)
+
+
+def test_a_stopped_server_is_a_grader_problem(server, tiny_pipeline_dir):
+    served = sd_pipeline.load(sd_pipeline.PipelineSpec(str(tiny_pipeline_dir), "cpu"))
+    server.process.kill()
+    server.process.wait()
+    with pytest.raises(RuntimeError, match="pipeline server stopped"):
+        sd_pipeline.generate(served, PROMPT, 2.0, 2, None)
+
+
+WORKER = """
+import json, sys
+from autograder import worker
+reply = worker.grade({"notebook": sys.argv[1], "assignment": sys.argv[2], "results_json": sys.argv[3],
+                      "options": ["--sd-model", sys.argv[4], "--sd-device", "cpu"]})
+print(json.dumps({"loaded": [m for m in ("diffusers", "transformers") if m in sys.modules], **reply}))
+"""
+
+
+@pytest.mark.parametrize("served", [True, False], ids=["with a server", "alone"])
+def test_a_worker_with_a_server_grades_exercise_4_without_loading_diffusers(served, server, tiny_pipeline_dir,
+                                                                            tmp_path, monkeypatch):
+    if not served:
+        for name in server.environment:
+            monkeypatch.delenv(name)
+    notebook = build(variant_with(), tmp_path / "correct.ipynb")
+    results = tmp_path / "results.json"
+    run = subprocess.run([sys.executable, "-c", WORKER, str(notebook), ASSIGNMENT, str(results),
+                          str(tiny_pipeline_dir)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    answer = json.loads(run.stdout.strip().splitlines()[-1])
+    assert answer["returncode"] == 0, run.stdout[-3000:]
+    assert sum(check["score"] for check in json.loads(results.read_text())["checks"]) == 30
+    assert answer["loaded"] == ([] if served else ["diffusers", "transformers"])
