@@ -100,7 +100,9 @@ def command_grade(args) -> int:
     share_file = Path(run_dir.name) / "threads"
     cpu_share.write(share_file, slots)
     server = None
-    if any(assignments.get(s.assignment).uses_pipeline for s in pending):
+    # With one worker there is nothing to share, and a second process with torch would cost ~170 MiB where
+    # memory is tightest (Gradescope grades one submission per container).
+    if slots > 1 and any(assignments.get(s.assignment).uses_pipeline for s in pending):
         server = pipeline_server.Server(Path(run_dir.name), PipelineSpec(args.sd_model, args.sd_device),
                                         args.require_gpu, compute_environment(threads, share_file),
                                         out_dir / ".pipeline-server.log" if args.keep_logs else None)
