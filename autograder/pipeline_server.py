@@ -117,10 +117,11 @@ def _answer(request):
 
 
 def serve(model: str, device: str, require_gpu: bool):
-    from autograder import sd_pipeline, sd_stand_in
+    from autograder import sd_pipeline
 
     # Popped: this process loads the pipeline itself (sd_pipeline.load would otherwise ask the server).
     listener = Listener(os.environ.pop(ADDRESS), family="AF_UNIX", authkey=bytes.fromhex(os.environ.pop(KEY)))
+
     def serve_connection(connection):
         with connection:
             while True:
@@ -140,10 +141,9 @@ def serve(model: str, device: str, require_gpu: bool):
 
     threading.Thread(target=accept, daemon=True).start()
     try:   # loaded while the workers start: what their checks will ask for first
-        sd_pipeline.load(sd_pipeline.PipelineSpec(model, device))
-    except sd_pipeline.PipelineUnavailable:
-        if not require_gpu:
-            _answer(("load", sd_pipeline.PipelineSpec(str(sd_stand_in.folder()), "cpu")))
+        sd_pipeline.load_for_grading(sd_pipeline.PipelineSpec(model, device), require_gpu)
+    except RuntimeError:   # --require-gpu without a GPU: each worker's check reports it
+        pass
     sys.stdin.read()   # until the grade command closes our stdin
     os._exit(0)   # no interpreter teardown with torch and diffusers loaded
 

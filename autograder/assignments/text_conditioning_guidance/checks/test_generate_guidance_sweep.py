@@ -41,17 +41,10 @@ class Sweep:
 
 @pytest.fixture(scope="module")
 def pipeline(request):
-    """bk-sdm-small (or --sd-model) where it can run; else the grader's own small CPU pipeline, so that the
-    sweep's contract is graded on every platform (sd_stand_in.py)."""
+    """bk-sdm-small (or --sd-model) where it can run; else the grader's own small CPU pipeline."""
     spec = sd_pipeline.PipelineSpec(model=request.config.getoption("--sd-model"),
                                     device=request.config.getoption("--sd-device"))
-    try:
-        return sd_pipeline.load(spec), spec
-    except sd_pipeline.PipelineUnavailable as reason:
-        if request.config.getoption("--require-gpu"):
-            raise RuntimeError(f"--require-gpu is set but {reason}") from None
-        stand_in = sd_pipeline.PipelineSpec(model=str(sd_stand_in.folder()), device="cpu")
-        return sd_pipeline.load(stand_in), stand_in
+    return sd_pipeline.load_for_grading(spec, request.config.getoption("--require-gpu"))
 
 
 @pytest.fixture(autouse=True)
