@@ -1,2 +1,2 @@
 # `pytest autograder --submission NOTEBOOK` loads the hidden checks' plugin from here.
-from autograder.pytest_plugin import *  # noqa: F401,F403
+from autograder.grading.pytest_plugin import *  # noqa: F401,F403

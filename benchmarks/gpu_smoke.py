@@ -24,7 +24,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from autograder import sd_pipeline  # noqa: E402
+from autograder.pipeline import sd_pipeline  # noqa: E402
 from text_to_image.offline_clip import write_tokenizer_files  # noqa: E402
 
 SOLUTION = ROOT / "solutions" / "text_conditioning_guidance" / "text_conditioning_guidance.ipynb"

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from tests.clip_submissions import (CLIP_ASSIGNMENT, CLIP_CORRECT, CLIP_HOSTILE, CLIP_MISTAKES,  # noqa: E402
                                     build_clip)
 from tests.submissions import ASSIGNMENT, CORRECT, HOSTILE, MISTAKES, build, variant_with  # noqa: E402
-from autograder.sd_stand_in import build_tiny_pipeline  # noqa: E402
+from autograder.pipeline.stand_in import build_tiny_pipeline  # noqa: E402
 
 # nbgrader's visible test cells and the hidden check that asks the same question.
 SHARED = {

@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from autograder import assignments  # noqa: E402
-from autograder.sandbox import Limits, NotebookProcess, Sandbox, sandbox_mode  # noqa: E402
-from autograder.submission import extract_student_code, locked_cells  # noqa: E402
+from autograder.sandbox.host import Limits, NotebookProcess, Sandbox, sandbox_mode  # noqa: E402
+from autograder.intake.submission import extract_student_code, locked_cells  # noqa: E402
 
 REPEATS = 10
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from autograder.submission import SubmissionError, extract_student_code  # noqa: E402
+from autograder.intake.submission import SubmissionError, extract_student_code  # noqa: E402
 
 
 def notebook(cells: list[str]) -> str:

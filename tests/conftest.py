@@ -16,7 +16,7 @@ SOLUTION_NOTEBOOK = ROOT / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
 @pytest.fixture(scope="session")
 def tiny_pipeline_dir(tmp_path_factory) -> Path:
     """A tiny random-weight Stable Diffusion pipeline saved to a folder, as from the hub."""
-    from autograder.sd_stand_in import build_tiny_pipeline
+    from autograder.pipeline.stand_in import build_tiny_pipeline
 
     folder = tmp_path_factory.mktemp("tiny-sd")
     build_tiny_pipeline(folder)
@@ -40,7 +40,7 @@ def others_can_run_python():
     import stat
     import sys
 
-    from autograder import uid_confinement
+    from autograder.sandbox import uid_confinement
 
     if uid_confinement.problem():
         pytest.skip(f"no namespace-free confinement here: {uid_confinement.problem()}")

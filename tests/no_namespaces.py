@@ -6,7 +6,7 @@ import sys
 
 import pyseccomp
 
-from autograder.syscall_filter import NAMESPACE_FLAGS
+from autograder.sandbox.inside.syscall_filter import NAMESPACE_FLAGS
 
 
 def forbid_namespaces() -> None:

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from autograder import report, student_library
+from autograder.reports import report
+from autograder.release import student_library
 from autograder.assignments import ASSIGNMENTS
 from autograder.platforms import github_classroom
 from tests.clip_submissions import CLIP_ASSIGNMENT, CLIP_CORRECT, build_clip

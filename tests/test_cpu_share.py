@@ -1,4 +1,4 @@
-"""CPUs freed at the end of a class go to the submissions still being graded (autograder/cpu_share.py)."""
+"""CPUs freed at the end of a class go to the submissions still being graded (autograder/sandbox/cpu_share.py)."""
 import json
 import os
 import re
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from autograder import cpu_share
+from autograder.sandbox import cpu_share
 from tests.submissions import ASSIGNMENT, ROOT, build, sweep_at_size, variant_with
 
 
@@ -26,7 +26,7 @@ def test_the_share_splits_the_cpus_among_busy_workers(tmp_path, monkeypatch):
 def test_apply_sets_torchs_threads(tmp_path):
     share = tmp_path / "threads"
     cpu_share.write(share, 1, cpus=3)
-    probe = ("import torch; from autograder import cpu_share; before = torch.get_num_threads(); "
+    probe = ("import torch; from autograder.sandbox import cpu_share; before = torch.get_num_threads(); "
              "cpu_share.apply(); print(before, torch.get_num_threads())")
     run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True,
                          env={**os.environ, "OMP_NUM_THREADS": "1", cpu_share.ENVIRONMENT: str(share)})

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder import report
+from autograder.reports import report
 from autograder.platforms.gradescope import FeedbackLimit, results
 from tests.submissions import ASSIGNMENT, HOSTILE, ROOT, build, leaks_into_its_error, variant_with
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from autograder.assignments import ASSIGNMENTS
-from autograder.discover import discover
+from autograder.intake.discover import discover
 from tests.submissions import (ASSIGNMENT, CORRECT, HIDDEN_CHECK, HOSTILE, MISTAKES, ROOT, Variant, build, sweep_at_size,
                                variant_with, write_corpus)
 

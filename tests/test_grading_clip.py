@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from autograder import report
+from autograder.reports import report
 from autograder.assignments import ASSIGNMENTS
 from tests.clip_submissions import (CLIP_ASSIGNMENT, CLIP_CORRECT, CLIP_HOSTILE, CLIP_MISTAKES, ROOT,
                                     write_clip_corpus)

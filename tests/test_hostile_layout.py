@@ -101,7 +101,7 @@ def test_many_notebooks_make_one_row_graded_once(attacked):
 
 
 def test_a_worker_killed_mid_submission_leaves_nothing_behind(tmp_path):
-    from autograder.cgroups import CGROUP_V1, v2_parent
+    from autograder.sandbox.cgroups import CGROUP_V1, v2_parent
 
     def our_cgroups():
         parents = [CGROUP_V1 / "pids", CGROUP_V1 / "memory", v2_parent()]

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from autograder import student_library
+from autograder.release import student_library
 from autograder.assignments import ASSIGNMENTS
-from autograder.release import LOCK
+from autograder.release.nbgrader_release import LOCK
 from tests.test_release import SMALL_LESSON2, check_markers, failing_test_ids, nbgrader_meta, read
 
 LESSON2 = ASSIGNMENTS["text_conditioning_clip"]

@@ -8,7 +8,8 @@ from multiprocessing.connection import Client
 import numpy as np
 import pytest
 
-from autograder import pipeline_server, sd_pipeline
+from autograder.pipeline import server as pipeline_server
+from autograder.pipeline import sd_pipeline
 from tests.submissions import ASSIGNMENT, ROOT, build, variant_with
 
 PROMPT = "a red apple"
@@ -80,7 +81,7 @@ def test_a_stopped_server_is_a_grader_problem(server, tiny_pipeline_dir):
 
 WORKER = """
 import json, sys
-from autograder import worker
+from autograder.grading import worker
 reply = worker.grade({"notebook": sys.argv[1], "assignment": sys.argv[2], "results_json": sys.argv[3],
                       "options": ["--sd-model", sys.argv[4], "--sd-device", "cpu"]})
 print(json.dumps({"loaded": [m for m in ("diffusers", "transformers") if m in sys.modules], **reply}))

@@ -12,7 +12,7 @@ from nbgrader.nbgraderformat import MetadataValidator
 
 from autograder.assignments import ASSIGNMENTS as REGISTRY
 from autograder.assignments import Assignment
-from autograder.release import comparable, release
+from autograder.release.nbgrader_release import comparable, release
 from tests.conftest import RELEASE_NOTEBOOK, SOLUTION_NOTEBOOK, SOURCE_NOTEBOOK
 from tests.submissions import ASSIGNMENT, ROOT
 
@@ -199,7 +199,7 @@ def test_cells_run_for_their_definitions_only_are_cells_of_the_release(name):
     # Each must name a locked cell or a free answer cell (no graded function) of the release, or a
     # renamed model load would run for real.
     assignment = REGISTRY[name]
-    from autograder.submission import locked_cells
+    from autograder.intake.submission import locked_cells
 
     locked = locked_cells(assignment.release_notebook)
     free = {grade_id for grade_id, cell in cells_by_id(read(assignment.release_notebook)).items()
@@ -212,7 +212,7 @@ def test_cells_run_for_their_definitions_only_are_cells_of_the_release(name):
 def test_locked_cells_without_metadata_are_recognised_by_their_text(tmp_path):
     # Cells pasted into a fresh notebook lose nbgrader's metadata; the model load is still recognised
     # (else the run would import diffusers and try to download a model for every such student).
-    from autograder.submission import extract_student_code, locked_cells
+    from autograder.intake.submission import extract_student_code, locked_cells
     from tests.submissions import CORRECT, build
 
     assignment = REGISTRY["text_conditioning_guidance"]
@@ -224,7 +224,7 @@ def test_locked_cells_without_metadata_are_recognised_by_their_text(tmp_path):
 
 
 def test_a_cell_run_for_its_definitions_keeps_them_where_the_student_wrote_them():
-    from autograder.submission import definitions_of
+    from autograder.intake.submission import definitions_of
 
     cell = """import torch
 PROMPT = "a red fox in the snow"
@@ -253,7 +253,7 @@ def test_what_reduced_cells_leave_out_is_not_read_by_cells_that_run(name):
     # A name that only the left-out part of a reduced cell assigns (`pipe = load_pipeline(...)`) must not
     # be read by a cell that runs in full (solution cells included), or the run would differ from the
     # student's kernel.
-    from autograder.submission import definitions_of
+    from autograder.intake.submission import definitions_of
 
     assignment = REGISTRY[name]
 

@@ -9,9 +9,9 @@ import os
 
 import pytest
 
-from autograder import sandbox as sandbox_module
-from autograder.cgroups import CGROUP_V1
-from autograder.sandbox import Limits, NotebookProcess, Sandbox, StudentError, bwrap_path
+from autograder.sandbox import host as sandbox_module
+from autograder.sandbox.cgroups import CGROUP_V1
+from autograder.sandbox.host import Limits, NotebookProcess, Sandbox, StudentError, bwrap_path
 
 needs_bwrap = pytest.mark.skipif(bwrap_path() is None, reason="bubblewrap cannot create namespaces on this machine")
 
@@ -292,7 +292,7 @@ def test_unconfined_mode_uses_the_same_zygote(tmp_path):
 
 def test_on_a_cgroup_v2_layout_the_sandbox_gets_its_own_cgroup_and_a_process_limit(monkeypatch, tmp_path,
                                                                                     others_can_run_python):
-    from autograder import cgroups
+    from autograder.sandbox import cgroups
 
     parent = cgroups.v2_parent()
     if parent is None or not os.access(parent, os.W_OK):

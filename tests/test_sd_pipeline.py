@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from autograder import sd_pipeline
+from autograder.pipeline import sd_pipeline
 
 PROMPT = "a red apple"
 
@@ -63,7 +63,7 @@ def test_the_recorder_reports_pipeline_seconds_even_for_remembered_calls(pipe):
 
 
 def test_the_stand_in_is_built_identically_wherever_the_grader_is_installed(tmp_path, monkeypatch):
-    from autograder import sd_stand_in
+    from autograder.pipeline import stand_in as sd_stand_in
 
     folders = []
     for name in ("one", "two"):
@@ -90,7 +90,7 @@ def test_the_notebooks_recording_pipeline_refuses_what_the_grader_refuses(argume
     import nbformat
     import torch
 
-    from autograder import student_runner
+    from autograder.sandbox.inside import student_runner
     from tests.submissions import RELEASE_NOTEBOOK
 
     cell = next(c for c in nbformat.read(RELEASE_NOTEBOOK, as_version=4).cells

@@ -17,7 +17,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .. import assignments, report
+from autograder import assignments
+from autograder.reports import report
 
 TEMPLATE = assignments.COURSE_ROOT / "classroom" / "template"
 EVENT = "hidden-checks"          # the repository_dispatch type the student's workflow listens to

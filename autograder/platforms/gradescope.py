@@ -15,7 +15,7 @@ import shlex
 import zipfile
 from pathlib import Path
 
-from .. import report
+from autograder.reports import report
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 

@@ -24,7 +24,8 @@ from traitlets import Unicode
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
-from .. import assignments, report
+from autograder import assignments
+from autograder.reports import report
 
 
 class HiddenCheckScores(NbGraderPreprocessor):

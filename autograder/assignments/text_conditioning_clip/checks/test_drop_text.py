@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from autograder.assignments.text_conditioning_clip.checks.layers import padding_mask, tensor
-from autograder.expectations import expect, tensor_pair, unchanged
+from autograder.grading.expectations import expect, tensor_pair, unchanged
 
 check = pytest.mark.check
 

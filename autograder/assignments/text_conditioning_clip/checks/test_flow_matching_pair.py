@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from autograder.expectations import close, expect, tensor_pair, unchanged
+from autograder.grading.expectations import close, expect, tensor_pair, unchanged
 from text_to_image.reference import flow_matching_pair as reference
 
 check = pytest.mark.check

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from autograder.expectations import close, expect, tensor_pair
+from autograder.grading.expectations import close, expect, tensor_pair
 from text_to_image.reference import multi_head_cross_attention as reference
 
 from autograder.assignments.text_conditioning_clip.checks.layers import cross_attention_layer, padding_mask, tensor

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from autograder.expectations import as_tensor, close, expect, unchanged
+from autograder.grading.expectations import as_tensor, close, expect, unchanged
 
 check = pytest.mark.check
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from autograder.expectations import CheckFailed, close, describe, expect, tensor_pair, unchanged
-from autograder.sandbox import Linear
+from autograder.grading.expectations import CheckFailed, close, describe, expect, tensor_pair, unchanged
+from autograder.sandbox.host import Linear
 
 check = pytest.mark.check
 

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from autograder import sd_pipeline, sd_stand_in
-from autograder.expectations import expect
-from autograder.sandbox import PipelineHandle, StudentError, StudentImage
+from autograder.pipeline import sd_pipeline
+from autograder.pipeline import stand_in as sd_stand_in
+from autograder.grading.expectations import expect
+from autograder.sandbox.host import PipelineHandle, StudentError, StudentImage
 
 check = pytest.mark.check
 

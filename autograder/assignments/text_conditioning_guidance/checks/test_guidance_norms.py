@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from autograder.expectations import describe, expect
-from autograder.sandbox import StudentError
+from autograder.grading.expectations import describe, expect
+from autograder.sandbox.host import StudentError
 
 check = pytest.mark.check
 

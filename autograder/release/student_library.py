@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import __version__
+from autograder import __version__
 
 LIBRARY = "text_to_image"
 LEFT_OUT = ("reference.py", "__main__.py")

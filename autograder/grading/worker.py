@@ -23,8 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from autograder import assignments, cpu_share
-from autograder.sandbox import remove_leftovers
+from autograder import assignments
+from autograder.sandbox import cpu_share
+from autograder.sandbox.host import remove_leftovers
 
 
 # Per submission, pytest's long tracebacks (seconds for a notebook of stubs) and its two forced
@@ -37,7 +38,7 @@ def grade(request: dict) -> dict:
     assignment = assignments.get(request["assignment"])
     # One token per option (`--submission=PATH`): a separate PATH would also be collected as a test
     # path, with any conftest.py beside the notebook. No conftest is ever loaded: the plugin is named.
-    arguments = [str(assignment.checks_dir), *SESSION_OPTIONS, "--noconftest", "-p", "autograder.pytest_plugin",
+    arguments = [str(assignment.checks_dir), *SESSION_OPTIONS, "--noconftest", "-p", "autograder.grading.pytest_plugin",
                  f"--rootdir={assignment.checks_dir}", f"--assignment={assignment.name}",
                  f"--submission={request['notebook']}", f"--results-json={request['results_json']}",
                  *request.get("options", [])]
@@ -95,7 +96,7 @@ class GradingWorker:
                "TMPDIR": self.scratch, "AUTOGRADER_CGROUP_PREFIX": self.cgroup_prefix}
         if self.log_path:
             env["AUTOGRADER_WORKER_LOG"] = str(self.log_path)
-        self.process = subprocess.Popen([sys.executable, "-m", "autograder.worker"], stdin=subprocess.PIPE,
+        self.process = subprocess.Popen([sys.executable, "-m", "autograder.grading.worker"], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, env=env, start_new_session=True)
 
     def grade(self, notebook: Path, assignment: str, options: list[str], timeout: float) -> dict:

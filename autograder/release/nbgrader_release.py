@@ -14,10 +14,11 @@ from pathlib import Path
 
 import nbformat
 
-from . import assignments, student_library
+from autograder import assignments
+from autograder.release import student_library
 
 FOLDERS = ("release", "solutions")
-LOCK = Path(__file__).resolve().parent.parent / "requirements.lock"
+LOCK = Path(__file__).resolve().parents[2] / "requirements.lock"
 
 
 def assignments_in(course_dir: Path) -> list[str]:

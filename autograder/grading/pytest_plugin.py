@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from . import assignments
-from .expectations import CheckFailed
-from .sandbox import (MODES, NO_SANDBOX_WARNING, FunctionProcess, Limits, NotDefined, NotebookProcess,
+from autograder import assignments
+from autograder.grading.expectations import CheckFailed
+from autograder.sandbox.host import (MODES, NO_SANDBOX_WARNING, FunctionProcess, Limits, NotDefined, NotebookProcess,
                       StudentError, sandbox_mode, shared_sandbox)
-from .sd_pipeline import PipelineSpec
-from .submission import SubmissionError, extract_student_code, locked_cells
+from autograder.pipeline.sd_pipeline import PipelineSpec
+from autograder.intake.submission import SubmissionError, extract_student_code, locked_cells
 
 RESULTS = pytest.StashKey[dict]()
 

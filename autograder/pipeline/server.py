@@ -35,7 +35,7 @@ class Server:
         self.environment = {ADDRESS: str(folder / "pipeline.sock"), KEY: secrets.token_hex(32)}
         with open(log or os.devnull, "a") as output:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "autograder.pipeline_server", spec.model, spec.device, str(int(require_gpu))],
+                [sys.executable, "-m", "autograder.pipeline.server", spec.model, spec.device, str(int(require_gpu))],
                 env={**os.environ, **environment, **self.environment}, stdin=subprocess.PIPE, stdout=output,
                 stderr=output, start_new_session=True)
 
@@ -70,7 +70,7 @@ _asking = threading.Lock()
 
 def _ask(*request):
     global _connection
-    from autograder import sd_pipeline
+    from autograder.pipeline import sd_pipeline
 
     with _asking:
         try:
@@ -100,7 +100,7 @@ def _connect(address: str, key: bytes, patience: float = 60.0):
 
 
 def _answer(request):
-    from autograder import sd_pipeline
+    from autograder.pipeline import sd_pipeline
 
     verb, spec, *arguments = request
     try:
@@ -117,7 +117,7 @@ def _answer(request):
 
 
 def serve(model: str, device: str, require_gpu: bool):
-    from autograder import sd_pipeline
+    from autograder.pipeline import sd_pipeline
 
     # Popped: this process loads the pipeline itself (sd_pipeline.load would otherwise ask the server).
     listener = Listener(os.environ.pop(ADDRESS), family="AF_UNIX", authkey=bytes.fromhex(os.environ.pop(KEY)))

@@ -17,7 +17,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import assignments
+from autograder import assignments
 
 OUTPUT_MARKER = ".autograder-output"   # written into every --out folder
 RESERVED_IDS = {"grades.csv"}

@@ -18,7 +18,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from autograder import cpu_share, pipeline_server
+from autograder.sandbox import cpu_share
+from autograder.pipeline import server as pipeline_server
 
 DEFAULT_MODEL = "nota-ai/bk-sdm-small"
 MAX_STEPS = 100
@@ -62,7 +63,7 @@ def load_for_grading(spec: PipelineSpec, require_gpu: bool = False) -> tuple[obj
     except PipelineUnavailable as reason:
         if require_gpu:
             raise RuntimeError(f"--require-gpu is set but {reason}") from None
-    from autograder import sd_stand_in
+    from autograder.pipeline import stand_in as sd_stand_in
 
     stand_in = PipelineSpec(model=str(sd_stand_in.folder()), device="cpu")
     return load(stand_in), stand_in

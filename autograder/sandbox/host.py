@@ -40,12 +40,15 @@ from pathlib import Path
 
 import numpy as np
 
-from . import cgroups, student_library, uid_confinement, wire
-from .assignments import STUDENT_PACKAGES
+from autograder.sandbox import cgroups
+from autograder.release import student_library
+from autograder.sandbox import uid_confinement
+from autograder.sandbox.inside import wire
+from autograder.assignments import STUDENT_PACKAGES
 
-RUNNER_FILES = ("zygote.py", "notebook_run.py", "student_runner.py", "processes.py", "wire.py",
-                "syscall_filter.py")   # all the sandbox sees of us
-PACKAGE_DIR = Path(__file__).resolve().parent
+INSIDE_DIR = Path(__file__).resolve().parent / "inside"
+RUNNER_FILES = tuple(sorted(p.name for p in INSIDE_DIR.glob("*.py")))   # all the sandbox sees of us
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
 MODES = ("auto", "bwrap", "uid", "none")
 ZYGOTE_BYTES = 1 << 30   # torch imported, before any child
 PR_SET_PDEATHSIG = 1
@@ -210,9 +213,8 @@ class Sandbox:
         scratch.mkdir()
         if self.mode == "uid":
             self._confine_to_a_user(scratch)
-        here = Path(__file__).parent
         for name in RUNNER_FILES:
-            shutil.copy(here / name, runner_dir / name)
+            shutil.copy(INSIDE_DIR / name, runner_dir / name)
         student_library.write_tree(self._workdir / "student_lib")   # what students get, not the full library
         self._stderr = open(self._workdir / "stderr", "w+b")
         # above one child's RLIMIT_AS so a plain MemoryError usually comes first; the zygote's own pages

@@ -13,7 +13,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from . import assignments
+from autograder import assignments
 
 OUTCOME_FILE = "outcome.json"   # the raw outcome, kept so that an interrupted run can resume
 OUTCOME_MARK = {"passed": "PASS", "failed": "FAIL", "not_run": "NOT RUN", "grader_error": "GRADER ERROR"}

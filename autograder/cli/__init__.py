@@ -11,15 +11,18 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from . import __version__, assignments, cpu_share, pipeline_server, report
-from .discover import OUTPUT_MARKER, discover, discover_upload
-from .platforms.github_classroom import DETAILS
-from .sandbox import NO_SANDBOX_WARNING, Limits, NoConfinement, sandbox_mode
-from .sd_pipeline import PipelineSpec
-from .submission import SubmissionError, read_notebook_bytes
-from .worker import GradingWorker, compute_environment
+from autograder import __version__, assignments
+from autograder.sandbox import cpu_share
+from autograder.pipeline import server as pipeline_server
+from autograder.reports import report
+from autograder.intake.discover import OUTPUT_MARKER, discover, discover_upload
+from autograder.platforms.github_classroom import DETAILS
+from autograder.sandbox.host import NO_SANDBOX_WARNING, Limits, NoConfinement, sandbox_mode
+from autograder.pipeline.sd_pipeline import PipelineSpec
+from autograder.intake.submission import SubmissionError, read_notebook_bytes
+from autograder.grading.worker import GradingWorker, compute_environment
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 
 def fingerprint(notebook: Path, options: list[str]) -> str:
@@ -151,7 +154,7 @@ def command_grade(args) -> int:
 
 
 def command_bundle(args) -> int:
-    from .platforms import gradescope
+    from autograder.platforms import gradescope
 
     if args.feedback_limit:
         feedback_limit(args.feedback_limit)   # refused here, not in every student's run
@@ -162,7 +165,7 @@ def command_bundle(args) -> int:
 
 
 def feedback_limit(text: str):
-    from .platforms.gradescope import FeedbackLimit
+    from autograder.platforms.gradescope import FeedbackLimit
 
     try:
         return FeedbackLimit(text)
@@ -173,7 +176,7 @@ def feedback_limit(text: str):
 def command_gradescope_run(args) -> int:
     """Inside Gradescope: grade the upload's notebook; results.json is written whatever happens. What
     went wrong on the grader's side goes to stdout/stderr, which only instructors see."""
-    from .platforms import gradescope
+    from autograder.platforms import gradescope
 
     results = Path(args.results)
     try:
@@ -202,7 +205,7 @@ def command_gradescope_run(args) -> int:
 
 
 def command_classroom_template(args) -> int:
-    from .platforms import github_classroom
+    from autograder.platforms import github_classroom
 
     out = github_classroom.template(args.assignment, Path(args.out), Path(args.course_dir))
     print(f"wrote {out}: push it as the template repository of the Classroom assignment (it holds no hidden check)")
@@ -210,7 +213,7 @@ def command_classroom_template(args) -> int:
 
 
 def command_classroom_payloads(args) -> int:
-    from .platforms import github_classroom
+    from autograder.platforms import github_classroom
 
     count, unchanged = github_classroom.payloads(Path(args.graded), args.assignment, Path(args.clones), args.prefix,
                                                  Path(args.outbox), args.details)
@@ -219,7 +222,7 @@ def command_classroom_payloads(args) -> int:
 
 
 def command_nbgrader_sync(args) -> int:
-    from .platforms.nbgrader_gradebook import sync
+    from autograder.platforms.nbgrader_gradebook import sync
 
     results = sync(Path(args.course_dir), args.assignment, Path(args.graded), args.student or None)
     for result in results:
@@ -231,7 +234,7 @@ def command_nbgrader_sync(args) -> int:
 
 
 def command_release(args) -> int:
-    from .release import check, release
+    from autograder.release.nbgrader_release import check, release
 
     if args.check:
         return check(Path(args.course_dir), args.assignments)
