@@ -14,7 +14,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from autograder import assignments  # noqa: E402
-from autograder.sandbox.host import Limits, NotebookProcess, Sandbox, sandbox_mode  # noqa: E402
+from autograder.sandbox.limits import Limits  # noqa: E402
+from autograder.sandbox.modes import sandbox_mode  # noqa: E402
+from autograder.sandbox.student_process import NotebookProcess  # noqa: E402
+from autograder.sandbox.zygote_host import Sandbox  # noqa: E402
 from autograder.intake.submission import extract_student_code, locked_cells  # noqa: E402
 
 REPEATS = 10

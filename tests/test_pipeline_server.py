@@ -1,4 +1,4 @@
-"""The grading run's one pipeline, served to its workers (pipeline_server.py), on the tiny real pipeline."""
+"""The grading run's one pipeline, served to its workers (autograder/pipeline/server.py), on the tiny real pipeline."""
 import json
 import subprocess
 import sys
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from autograder.pipeline import server as pipeline_server
-from autograder.pipeline import sd_pipeline
+from autograder.pipeline import sd_pipeline, served as served_end
 from tests.submissions import ASSIGNMENT, ROOT, build, variant_with
 
 PROMPT = "a red apple"
@@ -23,7 +23,7 @@ def server(tmp_path, tiny_pipeline_dir, monkeypatch):
     running = pipeline_server.Server(folder, sd_pipeline.PipelineSpec(str(tiny_pipeline_dir), "cpu"), False, {})
     for name, value in running.environment.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(pipeline_server, "_connection", None)
+    monkeypatch.setattr(served_end, "_connection", None)
     monkeypatch.setattr(sd_pipeline, "_loaded", {})
     yield running
     running.close()
@@ -37,7 +37,7 @@ def local_pipe(tiny_pipeline_dir):
 def test_a_served_generation_is_the_pipelines_own_and_is_remembered_for_every_worker(server, tiny_pipeline_dir,
                                                                                       local_pipe, monkeypatch):
     served = sd_pipeline.load(sd_pipeline.PipelineSpec(str(tiny_pipeline_dir), "cpu"))
-    assert isinstance(served, pipeline_server.ServedPipeline)
+    assert isinstance(served, served_end.ServedPipeline)
     assert served.resolution == sd_pipeline.native_resolution(local_pipe) == (64, 64)
     state = sd_pipeline.fresh_generator_state(5)
     made = sd_pipeline.generate(served, PROMPT, 3.0, 4, state)
@@ -45,7 +45,7 @@ def test_a_served_generation_is_the_pipelines_own_and_is_remembered_for_every_wo
     np.testing.assert_array_equal(made.image, here.image)
     np.testing.assert_array_equal(made.final_state, here.final_state)
     assert not made.image.flags.writeable
-    monkeypatch.setattr(pipeline_server, "_connection", None)   # as another worker, on its own connection
+    monkeypatch.setattr(served_end, "_connection", None)   # as another worker, on its own connection
     again = sd_pipeline.generate(served, PROMPT, 3.0, 4, state)
     assert again.seconds == made.seconds   # remembered with its original cost, not run again
     np.testing.assert_array_equal(again.image, made.image)

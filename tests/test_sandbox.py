@@ -9,9 +9,12 @@ import os
 
 import pytest
 
-from autograder.sandbox import host as sandbox_module
+from autograder.sandbox import bwrap
 from autograder.sandbox.cgroups import CGROUP_V1
-from autograder.sandbox.host import Limits, NotebookProcess, Sandbox, StudentError, bwrap_path
+from autograder.sandbox.bwrap import bwrap_path
+from autograder.sandbox.limits import Limits
+from autograder.sandbox.student_process import NotebookProcess, StudentError
+from autograder.sandbox.zygote_host import Sandbox
 
 needs_bwrap = pytest.mark.skipif(bwrap_path() is None, reason="bubblewrap cannot create namespaces on this machine")
 
@@ -267,8 +270,8 @@ def test_a_python_installed_under_tmp_cannot_be_moved_away_from_the_next_student
         pytest.skip("pytest's tmp_path is not under /tmp here")
     fake_python = tmp_path / "python-root"
     fake_python.mkdir()
-    roots = sandbox_module._python_roots() + [str(fake_python)]
-    monkeypatch.setattr(sandbox_module, "_python_roots", lambda: roots)
+    roots = bwrap.python_roots() + [str(fake_python)]
+    monkeypatch.setattr(bwrap, "python_roots", lambda: roots)
     box = Sandbox("bwrap", Limits(call_seconds=5))
     try:
         top = "/" + "/".join(fake_python.parts[1:3])     # e.g. /tmp/pytest-of-root

@@ -18,8 +18,10 @@ import pytest
 
 from autograder import assignments
 from autograder.grading.expectations import CheckFailed
-from autograder.sandbox.host import (MODES, NO_SANDBOX_WARNING, FunctionProcess, Limits, NotDefined, NotebookProcess,
-                      StudentError, sandbox_mode, shared_sandbox)
+from autograder.sandbox.limits import Limits
+from autograder.sandbox.modes import MODES, NO_SANDBOX_WARNING, sandbox_mode
+from autograder.sandbox.student_process import FunctionProcess, NotDefined, NotebookProcess, StudentError
+from autograder.sandbox.zygote_host import shared_sandbox
 from autograder.pipeline.sd_pipeline import PipelineSpec
 from autograder.intake.submission import SubmissionError, extract_student_code, locked_cells
 

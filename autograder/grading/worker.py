@@ -25,7 +25,7 @@ import pytest
 
 from autograder import assignments
 from autograder.sandbox import cpu_share
-from autograder.sandbox.host import remove_leftovers
+from autograder.sandbox.zygote_host import remove_leftovers
 
 
 # Per submission, pytest's long tracebacks (seconds for a notebook of stubs) and its two forced

@@ -4,7 +4,7 @@ Student code never touches it directly: inside the sandbox `pipe` is a proxy who
 here (sandbox.FunctionProcess callbacks), are checked, run on the real pipeline, recorded, and
 answered with plain image arrays. The pipeline is loaded once per grading process and reused for
 every submission that process grades; under the grade command, one process serves it to all the
-workers (pipeline_server.py).
+workers (server.py; served.py is the workers' end).
 """
 from __future__ import annotations
 
@@ -18,32 +18,17 @@ from typing import NamedTuple
 
 import numpy as np
 
+from autograder.pipeline import served
+from autograder.pipeline.spec import DEFAULT_MODEL, PipelineSpec, PipelineUnavailable  # noqa: F401 (the checks' names)
 from autograder.sandbox import cpu_share
-from autograder.pipeline import server as pipeline_server
 
-DEFAULT_MODEL = "nota-ai/bk-sdm-small"
 MAX_STEPS = 100
 MAX_CALLS_PER_SWEEP = 16
 
 
-class PipelineUnavailable(Exception):
-    """No pipeline can run here (no CUDA, no weights): the GPU checks are reported as not run."""
-
-
-@dataclass(frozen=True)
-class PipelineSpec:
-    model: str = DEFAULT_MODEL   # hub id or local folder
-    device: str = "cuda"         # "cuda" for the real smoke test; "cpu" for a tiny pipeline in CI
-
-    @classmethod
-    def from_environment(cls) -> "PipelineSpec":
-        """The defaults, overridable with AUTOGRADER_SD_MODEL and AUTOGRADER_SD_DEVICE."""
-        return cls(os.environ.get("AUTOGRADER_SD_MODEL", DEFAULT_MODEL), os.environ.get("AUTOGRADER_SD_DEVICE", "cuda"))
-
-
 _loaded: dict[PipelineSpec, object] = {}
 load_seconds: dict[PipelineSpec, float] = {}
-# Only the pipeline server (pipeline_server.py) has threads that share these: one loads a pipeline while the
+# Only the pipeline server (server.py) has threads that share these: one loads a pipeline while the
 # others wait for it, and one call runs at a time, since a pipeline's scheduler keeps per-call state.
 _loading = threading.Lock()
 _running = threading.Lock()
@@ -70,10 +55,10 @@ def load_for_grading(spec: PipelineSpec, require_gpu: bool = False) -> tuple[obj
 
 
 def _load(spec: PipelineSpec):
-    if os.environ.get(pipeline_server.ADDRESS):
-        served = pipeline_server.ServedPipeline(spec)
-        _loaded[spec], load_seconds[spec] = served, served.load_seconds
-        return served
+    if os.environ.get(served.ADDRESS):
+        remote = served.ServedPipeline(spec)
+        _loaded[spec], load_seconds[spec] = remote, remote.load_seconds
+        return remote
     import torch
 
     if spec.device == "cuda" and not torch.cuda.is_available():
@@ -129,7 +114,7 @@ def generate(pipe, prompt: str, guidance_scale: float, num_inference_steps: int,
     before (by the reference, or by a student making the same calls as another) is answered from
     memory, with the seconds the original run took; the arrays handed out are read-only. Without one
     the noise comes from torch's global generator: such calls always run."""
-    if isinstance(pipe, pipeline_server.ServedPipeline):
+    if isinstance(pipe, served.ServedPipeline):
         return pipe.generate(prompt, guidance_scale, num_inference_steps, generator_state, options)
     if generator_state is None:
         return _run_pipeline(pipe, prompt, guidance_scale, num_inference_steps, None, options)
@@ -266,7 +251,7 @@ class RecordingPipeline:
 
 def native_resolution(pipe) -> tuple[int, int]:
     """The height and width the pipeline makes when the call names none."""
-    if isinstance(pipe, pipeline_server.ServedPipeline):
+    if isinstance(pipe, served.ServedPipeline):
         return pipe.resolution
     size = pipe.unet.config.sample_size * getattr(pipe, "vae_scale_factor", 8)
     return size, size

@@ -18,13 +18,12 @@ import secrets
 import subprocess
 import sys
 import threading
-import time
 from multiprocessing import AuthenticationError
-from multiprocessing.connection import Client, Listener
+from multiprocessing.connection import Listener
 from pathlib import Path
 
-ADDRESS = "AUTOGRADER_PIPELINE_SERVER"
-KEY = "AUTOGRADER_PIPELINE_KEY"
+from autograder.pipeline import sd_pipeline
+from autograder.pipeline.served import ADDRESS, KEY
 
 
 class Server:
@@ -48,60 +47,7 @@ class Server:
             self.process.wait()
 
 
-class ServedPipeline:
-    """What sd_pipeline.load returns in a worker when a server runs: the pipeline, a socket away."""
-
-    def __init__(self, spec):
-        self.spec = spec
-        self.resolution, self.load_seconds = _ask("load", spec)
-
-    def generate(self, prompt, guidance_scale, num_inference_steps, generator_state, options):
-        generation = _ask("generate", self.spec, prompt, guidance_scale, num_inference_steps, generator_state,
-                          options)
-        for array in (generation.image, generation.final_state):
-            if array is not None:
-                array.flags.writeable = False
-        return generation
-
-
-_connection = None   # this worker's, opened on first use
-_asking = threading.Lock()
-
-
-def _ask(*request):
-    global _connection
-    from autograder.pipeline import sd_pipeline
-
-    with _asking:
-        try:
-            if _connection is None:
-                _connection = _connect(os.environ[ADDRESS], bytes.fromhex(os.environ[KEY]))
-            _connection.send(request)
-            kind, answer = _connection.recv()
-        except (EOFError, OSError) as error:
-            _connection = None
-            raise RuntimeError(f"the grading run's pipeline server stopped ({type(error).__name__})") from None
-    if kind == "unavailable":
-        raise sd_pipeline.PipelineUnavailable(answer)
-    if kind == "error":
-        raise RuntimeError(f"the grading run's pipeline server failed: {answer}")
-    return answer
-
-
-def _connect(address: str, key: bytes, patience: float = 60.0):
-    deadline = time.monotonic() + patience
-    while True:
-        try:
-            return Client(address, family="AF_UNIX", authkey=key)
-        except (FileNotFoundError, ConnectionRefusedError):   # the server is still starting
-            if time.monotonic() > deadline:
-                raise RuntimeError("the grading run's pipeline server did not start") from None
-            time.sleep(0.05)
-
-
 def _answer(request):
-    from autograder.pipeline import sd_pipeline
-
     verb, spec, *arguments = request
     try:
         if verb == "load":
@@ -117,8 +63,6 @@ def _answer(request):
 
 
 def serve(model: str, device: str, require_gpu: bool):
-    from autograder.pipeline import sd_pipeline
-
     # Popped: this process loads the pipeline itself (sd_pipeline.load would otherwise ask the server).
     listener = Listener(os.environ.pop(ADDRESS), family="AF_UNIX", authkey=bytes.fromhex(os.environ.pop(KEY)))
 

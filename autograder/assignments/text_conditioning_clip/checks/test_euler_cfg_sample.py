@@ -11,7 +11,7 @@ import torch
 
 from autograder.assignments.text_conditioning_clip.checks.layers import padding_mask, tensor
 from autograder.grading.expectations import as_tensor, close, describe, expect
-from autograder.sandbox.host import ModelHandle
+from autograder.sandbox.values import ModelHandle
 from text_to_image.reference import euler_cfg_sample as reference
 
 check = pytest.mark.check

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from autograder.grading.expectations import CheckFailed, close, describe, expect, tensor_pair, unchanged
-from autograder.sandbox.host import Linear
+from autograder.sandbox.values import Linear
 
 check = pytest.mark.check
 

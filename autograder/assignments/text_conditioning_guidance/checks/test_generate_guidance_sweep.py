@@ -13,7 +13,8 @@ import pytest
 from autograder.pipeline import sd_pipeline
 from autograder.pipeline import stand_in as sd_stand_in
 from autograder.grading.expectations import expect
-from autograder.sandbox.host import PipelineHandle, StudentError, StudentImage
+from autograder.sandbox.student_process import StudentError
+from autograder.sandbox.values import PipelineHandle, StudentImage
 
 check = pytest.mark.check
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from autograder.grading.expectations import describe, expect
-from autograder.sandbox.host import StudentError
+from autograder.sandbox.student_process import StudentError
 
 check = pytest.mark.check
 

@@ -1,0 +1,184 @@
+"""`grade`: every submission through a worker's sandbox, then each one's reports and the class's grades.csv."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+from autograder import assignments
+from autograder.cli import options
+from autograder.cli.options import PACKAGE_DIR
+from autograder.grading.worker import GradingWorker, compute_environment
+from autograder.intake.discover import OUTPUT_MARKER, discover
+from autograder.intake.submission import SubmissionError, read_notebook_bytes
+from autograder.pipeline import server as pipeline_server
+from autograder.pipeline.spec import PipelineSpec
+from autograder.reports import report
+from autograder.sandbox import cpu_share
+from autograder.sandbox.limits import Limits
+from autograder.sandbox.modes import NO_SANDBOX_WARNING, NoConfinement, sandbox_mode
+
+
+def fingerprint(notebook: Path, options: list[str]) -> str:
+    """What a result depends on: the submission's bytes, the grader's code and checks, the options."""
+    digest = hashlib.sha256()
+    try:
+        digest.update(read_notebook_bytes(notebook))
+    except SubmissionError as error:
+        digest.update(str(error).encode())
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        digest.update(str(path.relative_to(PACKAGE_DIR)).encode() + path.read_bytes())
+    digest.update(json.dumps(options).encode())
+    return digest.hexdigest()
+
+
+def earlier_outcome(folder: Path, print_: str) -> dict | None:
+    """The outcome a previous run stored in `folder`, if it is still valid."""
+    try:
+        stored = json.loads((folder / report.OUTCOME_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if stored.get("fingerprint") != print_ or stored.get("grader_failed"):
+        return None
+    return stored
+
+
+def run(args) -> int:
+    options.at_least(args, workers=1, timeout=1, call_timeout=1, cell_timeout=1)
+    out_dir = Path(args.out)
+    submissions = discover(args.paths, args.assignment, out_dir)
+    if not submissions:
+        print("no submissions found", file=sys.stderr)
+        return 2
+    requested = "none" if args.unsafe_no_sandbox else args.sandbox
+    try:
+        mode = sandbox_mode(requested)
+    except NoConfinement as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if mode == "none":
+        print(NO_SANDBOX_WARNING, file=sys.stderr)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if mode == "uid":   # without namespaces, file permissions keep the submissions and reports from student code
+        os.environ["AUTOGRADER_PRIVATE"] = os.pathsep.join(
+            [str(out_dir), *(str(Path(p) if Path(p).is_dir() else Path(p).parent) for p in args.paths)])
+    (out_dir / OUTPUT_MARKER).touch()
+    from tqdm import tqdm
+
+    worker_options = ["--sandbox", mode, "--call-timeout", str(args.call_timeout),
+                      "--cell-timeout", str(args.cell_timeout), "--sd-model", args.sd_model,
+                      "--sd-device", args.sd_device] + (["--require-gpu"] if args.require_gpu else [])
+    prints = {s.key: fingerprint(s.notebook, [s.assignment, *worker_options]) for s in submissions if s.notebook}
+    pending, kept = [], 0
+    for submission in submissions:
+        if submission.notebook is None:
+            report.write_submission_reports(submission.report_dir(out_dir), submission.student, {
+                "assignment": submission.assignment, "checks": [], "error": submission.problem,
+                "notes": submission.notes})
+        elif not args.force and earlier_outcome(submission.report_dir(out_dir), prints[submission.key]) is not None:
+            kept += 1
+        else:
+            pending.append(submission)
+    if kept:
+        print(f"keeping {kept} results from an earlier run (--force regrades them)", file=sys.stderr)
+
+    workers = queue.SimpleQueue()
+    slots = max(1, min(args.workers, len(pending)))
+    threads = max(1, (os.cpu_count() or 1) // slots)
+    # Private to the grader's user (mkdtemp): the CPU share, and the pipeline server's socket.
+    run_dir = tempfile.TemporaryDirectory(prefix="autograder-run-")
+    share_file = Path(run_dir.name) / "threads"
+    cpu_share.write(share_file, slots)
+    server = None
+    # With one worker there is nothing to share, and a second process with torch would cost ~170 MiB where
+    # memory is tightest (Gradescope grades one submission per container).
+    if slots > 1 and any(assignments.get(s.assignment).uses_pipeline for s in pending):
+        server = pipeline_server.Server(Path(run_dir.name), PipelineSpec(args.sd_model, args.sd_device),
+                                        args.require_gpu, compute_environment(threads, share_file),
+                                        out_dir / ".pipeline-server.log" if args.keep_logs else None)
+    for index in range(slots):
+        workers.put(GradingWorker(out_dir / f".worker-{index}.log" if args.keep_logs else None, threads, share_file,
+                                  server.environment if server else None))
+
+    def grade_with_a_free_worker(submission) -> dict:
+        worker = workers.get()
+        try:
+            return worker.grade(submission.notebook, submission.assignment, worker_options, args.timeout)
+        finally:
+            workers.put(worker)
+
+    failed, unfinished = [], len(pending)
+    with ThreadPoolExecutor(max_workers=slots) as pool:
+        futures = {pool.submit(grade_with_a_free_worker, s): s for s in pending}
+        for future in tqdm(as_completed(futures), total=len(futures), desc="grading", unit="submission",
+                           disable=args.quiet or None, file=sys.stderr):
+            submission = futures[future]
+            outcome = future.result()
+            outcome.update(fingerprint=prints[submission.key], assignment=submission.assignment,
+                           notes=submission.notes + outcome.get("notes", []))
+            report.write_submission_reports(submission.report_dir(out_dir), submission.student, outcome)
+            if outcome.get("grader_failed"):
+                failed.append((submission, outcome))
+            unfinished -= 1
+            if unfinished < slots:   # a worker fell idle: lend its CPUs to those still grading
+                cpu_share.write(share_file, unfinished)
+        idle = [workers.get() for _ in range(slots)]
+        list(pool.map(GradingWorker.close, idle))   # at once: each takes a moment to end its sandboxes
+    if server:
+        server.close()
+    run_dir.cleanup()
+    for name in sorted({s.assignment for s in submissions}):
+        outcomes = report.stored_outcomes(out_dir / name)
+        report.write_atomically(out_dir / name / "grades.csv", report.grades_csv(outcomes, assignments.get(name)))
+        print(f"\n{assignments.get(name).title} ({name}): {out_dir / name / 'grades.csv'}")
+        print(report.score_table(outcomes, assignments.get(name)))
+    for submission, outcome in failed:
+        print(f"grader error on {submission.assignment}/{submission.student}:\n{outcome.get('grader_log', '')}",
+              file=sys.stderr)
+    print(f"\n{len(submissions)} submissions graded into {out_dir} (sandbox: {mode})"
+          + (f"; grader errors on: {', '.join(s.student for s, _ in failed)}" if failed else ""))
+    return 2 if failed else 0
+
+
+def register(commands) -> None:
+    grade = commands.add_parser("grade", help="grade submitted notebooks with the hidden checks",
+                                description="Grade notebooks in sandboxes and write results.json (Gradescope), "
+                                            "feedback.md per submission and grades.csv.")
+    grade.add_argument("paths", nargs="+", metavar="PATH",
+                       help="a notebook, a folder of notebooks, or an nbgrader submitted/ folder")
+    grade.add_argument("--out", required=True, metavar="DIR",
+                       help="where to write the reports: DIR/<assignment>/<student>/ and DIR/<assignment>/grades.csv")
+    options.add_assignment(grade, "--assignment",
+                           help="grade only this assignment (default: from nbgrader's submitted/<student>/<assignment>/ "
+                            "folders, else from the notebooks' names)")
+    grade.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1),
+                       help="submissions graded at once (default: CPU count)")
+    grade.add_argument("--sandbox", choices=("auto", "bwrap", "uid"), default="auto",
+                       help="auto: bubblewrap where it can create namespaces, else (as root) a user of its own per "
+                            "sandbox with a syscall filter (uid); with neither, grading is refused")
+    grade.add_argument("--unsafe-no-sandbox", action="store_true",
+                       help="run student code unconfined (it can read the grader's files and use the network): "
+                            "only for code you trust")
+    grade.add_argument("--require-gpu", action="store_true",
+                       help="a GPU check that cannot run is a grader error instead of 'not run'")
+    grade.add_argument("--timeout", type=float, default=1800, help="seconds allowed per submission")
+    grade.add_argument("--call-timeout", type=float, default=30.0,
+                       help="seconds one call of a student's function may take (default 30)")
+    grade.add_argument("--cell-timeout", type=float, default=Limits.cell_seconds,
+                       help=f"seconds one cell may take when the notebook is run for grading; a slower cell is "
+                            f"left out (default {Limits.cell_seconds:g})")
+    default_pipeline = PipelineSpec.from_environment()
+    grade.add_argument("--sd-model", default=default_pipeline.model,
+                       metavar="ID_OR_DIR", help="Exercise 4's pipeline: hub id or local folder (default bk-sdm-small)")
+    grade.add_argument("--sd-device", choices=("cuda", "cpu"), default=default_pipeline.device,
+                       help="where Exercise 4's pipeline runs; with cuda and no GPU its checks are 'not run'")
+    grade.add_argument("--force", action="store_true",
+                       help="regrade everything; by default results already in DIR for unchanged submissions are kept")
+    grade.add_argument("--keep-logs", action="store_true", help="keep each worker's pytest log in DIR")
+    grade.add_argument("--quiet", action="store_true", help="no progress bar")
+    grade.set_defaults(run=run)
