@@ -316,7 +316,9 @@ def test_require_gpu_turns_not_run_into_a_grader_error(tmp_path):
     results = report_of(tmp_path / "out", "ana")
     errors = [t for t in results["tests"] if t.get("extra_data", {}).get("outcome") == "grader_error"]
     assert len(errors) == 9 and all(t["max_score"] == 1 or t["max_score"] == 2 for t in errors)
-    assert "grader errors on: ana" in run.stdout
+    assert f"grader errors on 1 submissions, not graded: {ASSIGNMENT}/ana" in run.stderr
+    log = (tmp_path / "out" / "grader-errors.log").read_text()   # the instructor sees why, with the traceback
+    assert f"== {ASSIGNMENT}/ana" in log and "--require-gpu is set but" in log
 
 
 def test_shipped_samples_are_built_from_the_current_release(tmp_path):

@@ -1,6 +1,8 @@
 """Attacks through the submission folder rather than the code: files the grader might load, follow or
 mis-file. Each is graded through the real CLI and sandbox beside an honest student whose score must
 not move."""
+import csv
+import io
 import json
 import os
 import subprocess
@@ -9,10 +11,13 @@ import sys
 import pytest
 
 from autograder.assignments import ASSIGNMENTS
+from autograder.sandbox.inside import wipe
 from tests.submissions import ASSIGNMENT, CORRECT, HOSTILE, ROOT, build, variant_with
 
 NOTEBOOK = f"{ASSIGNMENT}.ipynb"
 FULL = sum(ASSIGNMENTS[ASSIGNMENT].functions.values())   # Exercise 4 on the grader's CPU stand-in here
+DEEP_LEVELS = 3000
+FORMULA = '=HYPERLINK("http:\u2215\u2215evil", "x")'   # no "/" in a folder name: division slashes
 CONFTEST = '''
 import pathlib
 pathlib.Path({marker!r}).write_text("the grader ran my conftest")
@@ -51,11 +56,30 @@ def attacked(tmp_path_factory):
         build(HOSTILE["untouched_stubs"][0], many / f"copy{index}.ipynb")
     with open(folder("huge") / NOTEBOOK, "wb") as stream:   # 3 GiB, sparse: costs no disk
         stream.truncate(3 * 2**30)
+    # A tree thousands of levels deep, committed beside a correct notebook.
+    deep = folder("deep")
+    build(CORRECT["einsum"], deep / NOTEBOOK)
+    os.makedirs(deep / "tree", exist_ok=True)
+    here = os.getcwd()
+    os.chdir(deep / "tree")
+    for _ in range(DEEP_LEVELS):
+        os.mkdir("d")
+        os.chdir("d")
+    os.chdir(here)
+    # A folder named after a classmate, inside one's own submission, holding a stub as "theirs".
+    impostor = folder("impostor")
+    build(HOSTILE["untouched_stubs"][0], impostor / NOTEBOOK)
+    build(HOSTILE["untouched_stubs"][0], impostor / "honest" / ASSIGNMENT / NOTEBOOK)
+    # Ids that a replacement of odd characters would make equal, and one that a spreadsheet would run.
+    build(CORRECT["einsum"], folder("s01@uni") / NOTEBOOK)
+    build(HOSTILE["untouched_stubs"][0], folder("s01_uni") / NOTEBOOK)
+    build(HOSTILE["untouched_stubs"][0], folder(FORMULA) / NOTEBOOK)
 
     out = root / "graded"
     run = subprocess.run([sys.executable, "-m", "autograder", "grade", str(submitted), "--out", str(out), "--quiet",
                           "--workers", "2", "--call-timeout", "5"], capture_output=True, text=True, timeout=600)
-    return {"run": run, "out": out / ASSIGNMENT, "marker": marker}
+    yield {"run": run, "out": out / ASSIGNMENT, "marker": marker}
+    wipe.remove(str(root))   # pytest's own clean-up would meet RecursionError in the deep tree
 
 
 def results(attacked, student):
@@ -64,11 +88,12 @@ def results(attacked, student):
 
 def test_the_run_ends_cleanly_with_one_row_per_student(attacked):
     assert attacked["run"].returncode == 0, attacked["run"].stderr[-2000:]
-    lines = (attacked["out"] / "grades.csv").read_text().splitlines()
-    students = sorted(line.split(",", 1)[0] for line in lines[1:])
+    rows = list(csv.reader(io.StringIO((attacked["out"] / "grades.csv").read_text())))
+    students = sorted(row[0] for row in rows[1:])
     # Hidden folders (.bob, like .ipynb_checkpoints or .git) are nobody's submission.
-    assert students == sorted(["honest", "conftest", "link", "grades.csv_", "bob", "dir_notebook", "fifo",
-                               "loop", "many", "huge"])
+    renamed = next(s for s in students if s.startswith("grades.csv-"))   # our own file's name is reserved
+    assert students == sorted(["honest", "conftest", "link", renamed, "bob", "dir_notebook", "fifo",
+                               "loop", "many", "huge", "deep", "impostor", "s01@uni", "s01_uni", "'" + FORMULA])
 
 
 def test_a_conftest_beside_the_notebook_never_runs(attacked):
@@ -84,7 +109,29 @@ def test_a_link_to_the_solution_earns_nothing(attacked):
 
 def test_names_cannot_take_another_students_place(attacked):
     assert results(attacked, "bob")["score"] == FULL - ASSIGNMENTS[ASSIGNMENT].functions["apply_cfg"] + 1
-    assert results(attacked, "grades.csv_")["score"] == FULL
+    renamed = next(p.name for p in attacked["out"].iterdir() if p.name.startswith("grades.csv-"))
+    assert results(attacked, renamed)["score"] == FULL
+
+
+def test_ids_are_the_platforms_own_one_to_one(attacked):
+    # Characters a file name allows are kept, so s01@uni and s01_uni stay two students with their own scores.
+    assert results(attacked, "s01@uni")["score"] == FULL
+    assert results(attacked, "s01_uni")["score"] == 0
+
+
+def test_a_folder_named_after_a_classmate_grades_only_its_owner(attacked):
+    assert results(attacked, "honest")["score"] == FULL
+    assert results(attacked, "impostor")["score"] == 0
+    assert not any(p.name.startswith("honest") and p.name != "honest" for p in attacked["out"].iterdir())
+
+
+def test_a_tree_of_any_depth_in_a_submission_costs_nothing(attacked):
+    assert results(attacked, "deep")["score"] == FULL
+
+
+def test_a_name_that_is_a_formula_stays_text_in_grades_csv(attacked):
+    rows = list(csv.reader(io.StringIO((attacked["out"] / "grades.csv").read_text())))
+    assert ["'" + FORMULA] == [row[0] for row in rows if FORMULA in row[0]]
 
 
 @pytest.mark.parametrize("student, words", [("dir_notebook", "is a folder"), ("fifo", "not a regular file"),
@@ -114,6 +161,7 @@ def test_a_worker_killed_mid_submission_leaves_nothing_behind(tmp_path):
     run = subprocess.run([sys.executable, "-m", "autograder", "grade", str(hanging), "--out", str(tmp_path / "out"),
                           "--quiet", "--timeout", "4", "--call-timeout", "30"], capture_output=True, text=True,
                          timeout=300, env={**os.environ, "TMPDIR": str(scratch)})
-    assert run.returncode == 2 and "grading took longer than 4 s" in run.stderr   # the worker was killed
+    assert run.returncode == 2 and "grader errors on 1 submissions" in run.stderr   # the worker was killed,
+    assert "grading took longer than 4 s" in (tmp_path / "out" / "grader-errors.log").read_text()   # and why
     assert list(scratch.iterdir()) == []          # its sandbox folders went with it
     assert our_cgroups() == before                # and its cgroups

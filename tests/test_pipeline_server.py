@@ -75,7 +75,7 @@ def test_a_stopped_server_is_a_grader_problem(server, tiny_pipeline_dir):
     served = sd_pipeline.load(sd_pipeline.PipelineSpec(str(tiny_pipeline_dir), "cpu"))
     server.process.kill()
     server.process.wait()
-    with pytest.raises(RuntimeError, match="pipeline server stopped"):
+    with pytest.raises(served_end.GraderFailure, match="pipeline server stopped"):
         sd_pipeline.generate(served, PROMPT, 2.0, 2, None)
 
 

@@ -6,6 +6,7 @@ that cannot see anything would fail the test rather than pass it.
 """
 import contextlib
 import os
+import time
 
 import pytest
 
@@ -314,3 +315,131 @@ def test_on_a_cgroup_v2_layout_the_sandbox_gets_its_own_cgroup_and_a_process_lim
     finally:
         box.close()
     assert not made[0].exists()
+
+
+DEEP_TREES = """
+import os
+def f(levels):
+    made = 0
+    for top in (".", os.environ.get("TMPDIR", "/tmp"), "/tmp", "/dev/shm"):
+        try:
+            os.chdir(top)
+            os.mkdir("deep")
+        except OSError:
+            continue
+        os.chdir("deep")
+        for _ in range(levels):
+            os.mkdir("d")
+            os.chdir("d")
+        open("last", "w").close()
+        os.chmod(".", 0o500)
+        made += 1
+    return made
+"""
+
+
+def test_trees_of_any_depth_are_wiped_between_submissions_and_when_the_sandbox_closes(sandbox):
+    # Python 3.11's shutil.rmtree and os.walk raise RecursionError past ~1000 levels; the wipe is a loop.
+    fresh = run(sandbox, PROBE, "probe")
+    assert run(sandbox, DEEP_TREES, "f", 1500) >= 2
+    assert run(sandbox, PROBE, "probe") > fresh   # the probe sees them...
+    sandbox.reset()
+    assert run(sandbox, PROBE, "probe") == fresh  # ...and the next submission does not
+    assert run(sandbox, DEEP_TREES, "f", 1500) >= 2
+    workdir = sandbox._workdir
+    sandbox.close()
+    assert not workdir.exists()   # nor does the host keep any of it
+
+
+WALK_THE_FILESYSTEM = """
+import os, stat
+def f(forbidden, guesses):
+    readable, seen_control, stack = [], False, ["/"]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            path = entry.path
+            if path in ("/proc", "/sys", "/dev"):
+                continue
+            try:
+                mode = entry.stat(follow_symlinks=False).st_mode
+            except OSError:
+                continue
+            if stat.S_ISDIR(mode):
+                stack.append(path)
+            elif stat.S_ISREG(mode):
+                try:
+                    open(path, "rb").close()
+                except OSError:
+                    continue
+                seen_control = seen_control or path == "/etc/passwd"
+                if any(path == p or path.startswith(p.rstrip("/") + "/") for p in forbidden):
+                    readable.append(path)
+    guessed = []
+    for path in guesses:   # paths a student could know without listing a folder
+        try:
+            open(path, "rb").close()
+            guessed.append(path)
+        except OSError:
+            pass
+    return {"readable": readable[:20], "guessed": guessed, "control": seen_control}
+"""
+
+
+def test_without_namespaces_student_code_reads_nothing_of_the_grader_course_or_classmates(
+        others_can_run_python, tmp_path, monkeypatch):
+    from autograder.assignments import COURSE_ROOT
+    from autograder.sandbox import private_files
+
+    # What the grade command closes: the class's submissions and the reports, beside the checkout.
+    submitted, reports = tmp_path / "submitted" / "ana", tmp_path / "graded"
+    for folder in (submitted, reports):
+        folder.mkdir(parents=True)
+        (folder / "secret.txt").write_text("not for students")
+        os.chmod(folder / "secret.txt", 0o644)
+    monkeypatch.delenv(private_files.PRIVATE_ENVIRONMENT, raising=False)
+    private_files.add_private(submitted.parent, reports)
+    classmate, walker = Sandbox("uid", Limits(call_seconds=240)), Sandbox("uid", Limits(call_seconds=240))
+    try:
+        # A classmate graded at the same time writes into its working folder and /tmp.
+        where = run(classmate, "import os\ndef f():\n    open('answers.py', 'w').write('x = 1')\n"
+                               "    open('/tmp/answers-in-tmp.py', 'w').write('x = 1')\n    return os.getcwd()\n", "f")
+        mine = run(walker, "import os\ndef f():\n    open('mine.txt', 'w').write('x')\n"
+                           "    return os.path.abspath('mine.txt')\n", "f")
+        forbidden = [str(p) for p in private_files.checkout_entries()] + [
+            str(submitted.parent), str(reports), str(classmate._workdir), "/tmp/answers-in-tmp.py"]
+        guesses = [f"{where}/answers.py", "/tmp/answers-in-tmp.py", str(submitted / "secret.txt"),
+                   str(reports / "secret.txt")] + [str(p) for p in (COURSE_ROOT / "tests" / "submissions.py",
+                                                                  COURSE_ROOT / ".git" / "HEAD",
+                                                                  COURSE_ROOT / "autograder" / "assignments")]
+        found = run(walker, WALK_THE_FILESYSTEM, "f", forbidden, guesses)
+        own = run(walker, "def f(path):\n    return open(path).read()\n", "f", mine)
+    finally:
+        classmate.close()
+        walker.close()
+    assert found["control"] and own == "x"     # the probe does read what the student may read...
+    assert where.startswith(str(classmate._workdir))
+    assert found["guessed"] == []
+    assert found["readable"] == []             # ...and nothing of anyone else's
+
+
+def test_the_notebooks_wall_time_is_bounded_whatever_its_cells_do(sandbox):
+    # Each cell stays under the per-cell limit, but together they would run for a minute.
+    cells = [{"number": n, "source": "import time\ntime.sleep(0.4)\n"} for n in range(1, 150)]
+    cells.append({"number": 150, "source": "def f():\n    return 1\n"})
+    box = Sandbox(sandbox.mode, Limits(call_seconds=3, cell_seconds=1, run_seconds=2))
+    started = time.monotonic()
+    try:
+        with NotebookProcess(cells, box) as notebook:
+            elapsed = time.monotonic() - started
+            with pytest.raises(StudentError, match="does not define f"):
+                notebook.open("f")
+    finally:
+        box.close()
+    assert elapsed < 15    # budget 2 s, then at most half of it again for cells that start late
+    unrun = [n for n in notebook.notes if "time for grading was used up" in n.get("stopped", "")]
+    assert len(unrun) > 100 and unrun[-1]["number"] == 150

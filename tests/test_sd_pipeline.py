@@ -121,3 +121,14 @@ def test_the_notebooks_recording_pipeline_refuses_what_the_grader_refuses(argume
                                                               {"eta": 0.0, "height": None, **arguments})
         hidden = hidden if isinstance(hidden, str) else None
     assert (visible is None) == (hidden is None), (arguments, visible, hidden)
+
+
+def test_one_sweep_cannot_hold_the_shared_pipeline_past_its_budget(pipe, monkeypatch):
+    monkeypatch.setattr(sd_pipeline, "MAX_PIXEL_STEPS", 64 * 64 * 2 * 2)   # two 64x64 calls of 2 steps
+    recorder = sd_pipeline.RecordingPipeline(pipe)
+    call = {"prompt": PROMPT, "guidance_scale": 2.0, "num_inference_steps": 2}
+    assert recorder(call, {})[0] == {"ok": True}
+    assert recorder({**call, "height": 128, "width": 64}, {})[0]["error"].startswith("this sweep asked the pipeline")
+    assert recorder(call, {})[0] == {"ok": True}           # a refused call costs nothing
+    assert "more work than the grader allows" in recorder(call, {})[0]["error"]
+    assert len(recorder.calls) == 2

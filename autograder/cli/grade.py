@@ -18,8 +18,8 @@ from autograder.intake.discover import OUTPUT_MARKER, discover
 from autograder.intake.submission import SubmissionError, read_notebook_bytes
 from autograder.pipeline import server as pipeline_server
 from autograder.pipeline.spec import PipelineSpec
-from autograder.reports import report
-from autograder.sandbox import cpu_share
+from autograder.reports import grader_errors, report
+from autograder.sandbox import cpu_share, private_files
 from autograder.sandbox.limits import Limits
 from autograder.sandbox.modes import NO_SANDBOX_WARNING, NoConfinement, sandbox_mode
 
@@ -65,8 +65,7 @@ def run(args) -> int:
         print(NO_SANDBOX_WARNING, file=sys.stderr)
     out_dir.mkdir(parents=True, exist_ok=True)
     if mode == "uid":   # without namespaces, file permissions keep the submissions and reports from student code
-        os.environ["AUTOGRADER_PRIVATE"] = os.pathsep.join(
-            [str(out_dir), *(str(Path(p) if Path(p).is_dir() else Path(p).parent) for p in args.paths)])
+        private_files.add_private(out_dir, *(Path(p) if Path(p).is_dir() else Path(p).parent for p in args.paths))
     (out_dir / OUTPUT_MARKER).touch()
     from tqdm import tqdm
 
@@ -137,11 +136,12 @@ def run(args) -> int:
         report.write_atomically(out_dir / name / "grades.csv", report.grades_csv(outcomes, assignments.get(name)))
         print(f"\n{assignments.get(name).title} ({name}): {out_dir / name / 'grades.csv'}")
         print(report.score_table(outcomes, assignments.get(name)))
-    for submission, outcome in failed:
-        print(f"grader error on {submission.assignment}/{submission.student}:\n{outcome.get('grader_log', '')}",
-              file=sys.stderr)
-    print(f"\n{len(submissions)} submissions graded into {out_dir} (sandbox: {mode})"
-          + (f"; grader errors on: {', '.join(s.student for s, _ in failed)}" if failed else ""))
+    log = grader_errors.write(out_dir, [(f"{s.assignment}/{s.student}", outcome) for s, outcome in failed])
+    print(f"\n{len(submissions)} submissions graded into {out_dir} (sandbox: {mode})")
+    if log:
+        print(f"grader errors on {len(failed)} submissions, not graded: "
+              f"{', '.join(f'{s.assignment}/{s.student}' for s, _ in failed)}; why: {log} "
+              "(run the same command again to regrade just these)", file=sys.stderr)
     return 2 if failed else 0
 
 

@@ -10,6 +10,9 @@ from autograder.cli import options
 from autograder.cli.bundle import feedback_limit
 from autograder.intake.discover import discover_upload
 from autograder.reports import report
+from autograder.sandbox import private_files
+
+METADATA = "/autograder/submission_metadata.json"   # Gradescope's, beside the submission
 
 
 def run(args) -> int:
@@ -24,6 +27,8 @@ def run(args) -> int:
         if upload.notebook is None:
             outcome = {"assignment": upload.assignment, "checks": [], "error": upload.problem, "notes": upload.notes}
         else:
+            # Earlier submissions' results (the metadata) and the upload are the platform's, not the student code's.
+            private_files.add_private(Path(args.submission_dir), results.parent, Path(args.metadata or METADATA))
             with tempfile.TemporaryDirectory() as scratch:
                 code = grade_main(["grade", str(upload.notebook), "--out", scratch, "--quiet", "--workers", "1",
                                    "--assignment", upload.assignment, *args.grade_options])
@@ -50,7 +55,7 @@ def register(commands) -> None:
     gradescope.add_argument("--results", default="/autograder/results/results.json")
     options.add_assignment(gradescope, "--assignment",
                                help="the assignment this autograder grades (default: from the notebook's name)")
-    gradescope.add_argument("--metadata", help="Gradescope's submission_metadata.json (for --feedback-limit)")
+    gradescope.add_argument("--metadata", help=f"Gradescope's submission metadata (for --feedback-limit; default {METADATA})")
     gradescope.add_argument("--hidden-visibility", choices=report.VISIBILITIES, default="visible",
                             help="Gradescope visibility of the checks beyond the notebook's own tests")
     gradescope.add_argument("--feedback-limit", type=feedback_limit, metavar="N/Hh",

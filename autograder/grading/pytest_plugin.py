@@ -21,6 +21,7 @@ from autograder.grading.expectations import CheckFailed
 from autograder.sandbox.limits import Limits
 from autograder.sandbox.modes import MODES, NO_SANDBOX_WARNING, sandbox_mode
 from autograder.sandbox.student_process import FunctionProcess, NotDefined, NotebookProcess, StudentError
+from autograder.sandbox.values import trusted_function_handler
 from autograder.sandbox.zygote_host import shared_sandbox
 from autograder.pipeline.sd_pipeline import PipelineSpec
 from autograder.intake.submission import SubmissionError, extract_student_code, locked_cells
@@ -98,7 +99,7 @@ class Submission:
         self.sandbox = shared_sandbox(self.mode, limits)
         self.sandbox.reset()   # nothing of the previous submission may still be there
         self.error = None
-        self._functions: dict[str, StudentFunction] = {}
+        self._functions: dict[tuple, StudentFunction] = {}
         self._notebook: NotebookProcess | None = None
         self._runs = 0
         self.run_notes: list[dict] = []
@@ -109,10 +110,13 @@ class Submission:
         else:
             self.error = wrong_assignment(self.code, assignment)
 
-    def function(self, name: str):
-        if name not in self._functions:
-            self._functions[name] = StudentFunction(self, name)
-        return self._functions[name]
+    def function(self, name: str, trusted: dict | None = None):
+        """The student's `name`; while it runs, the notebook's functions named in `trusted` are the grader's
+        (its versions as values), so that a mistake in one graded function costs points only there."""
+        key = (name, tuple(sorted(trusted or {})))
+        if key not in self._functions:
+            self._functions[key] = StudentFunction(self, name, trusted or {})
+        return self._functions[key]
 
     def notebook(self) -> NotebookProcess:
         """The notebook after its run, started (or started again after a kill) when first needed."""
@@ -125,7 +129,11 @@ class Submission:
         stopped = {note["number"] for note in self.run_notes if "stopped" in note}
         cells = [{"number": c.number, "source": c.source} for c in self.code.cells if c.number not in stopped]
         self._notebook = NotebookProcess(cells, self.sandbox)
-        self._notebook.start()
+        try:
+            self._notebook.start()
+        except StudentError as error:   # a run that failed once fails again: no function gets another
+            self.error = f"the notebook could not be run for grading: {error}"
+            raise StudentError(self.error) from None
         if not self.run_notes:
             self.run_notes = self._notebook.notes
         return self._notebook
@@ -188,11 +196,13 @@ def wrong_assignment(code, assignment: assignments.Assignment) -> str | None:
 class StudentFunction:
     """Calls one of the student's functions in the sandbox; raises StudentError when it fails."""
 
-    def __init__(self, submission: Submission, name: str):
-        self.submission, self.name = submission, name
+    def __init__(self, submission: Submission, name: str, trusted: dict | None = None):
+        self.submission, self.name, self.trusted = submission, name, trusted or {}
         self.process: FunctionProcess | None = None
         self.failure = None
-        self.callbacks = {}   # shared with the process: handlers for calls back from the sandbox
+        # shared with the process: handlers for calls back from the sandbox
+        self.callbacks = {f"trusted:{other}": trusted_function_handler(version)
+                          for other, version in self.trusted.items()}
 
     def _ensure_open(self):
         if self.failure:
@@ -202,7 +212,7 @@ class StudentFunction:
         try:
             if self.submission.error:
                 raise StudentError(self.submission.error)
-            self.process = self.submission.notebook().open(self.name)
+            self.process = self.submission.notebook().open(self.name, list(self.trusted))
         except NotDefined as error:
             self.failure = f"{error}{self.submission.why_not_defined(self.name)}"
             raise StudentError(self.failure) from None

@@ -12,7 +12,6 @@ import atexit
 import json
 import os
 import selectors
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,6 +24,7 @@ import pytest
 
 from autograder import assignments
 from autograder.sandbox import cpu_share
+from autograder.sandbox.inside import wipe
 from autograder.sandbox.zygote_host import remove_leftovers
 
 
@@ -158,7 +158,7 @@ class GradingWorker:
             self.process = None
         if getattr(self, "scratch", None):
             remove_leftovers(self.cgroup_prefix)
-            shutil.rmtree(self.scratch, ignore_errors=True)
+            wipe.remove(str(self.scratch))
             self.scratch = None
 
 

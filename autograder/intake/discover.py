@@ -11,6 +11,7 @@ followed. A folder holding our own output is never taken for a submission.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import stat
@@ -66,40 +67,65 @@ def _is_output(folder: Path, out_dir: Path | None) -> bool:
     return (out_dir is not None and folder == out_dir) or (folder / OUTPUT_MARKER).exists()
 
 
+MAX_DEPTH = 12          # folder levels searched below a given path: nbgrader's layout needs 3
+MAX_ENTRIES = 20_000    # files and folders looked at below one given path
+
+
 def _walk(root: Path, out_dir: Path | None) -> list[_Entry]:
-    entries = []
-    for folder, subfolders, files in os.walk(root, followlinks=False):
-        here = Path(folder)
-        kept = []
-        for name in sorted(subfolders):
-            child = here / name
-            if name.startswith(".") or _is_output(child, out_dir):
-                continue
-            if name.endswith(".ipynb"):   # a folder posing as a notebook
-                entries.append(_Entry(child, "a folder"))
-                continue
-            kept.append(name)
-        subfolders[:] = kept                      # os.walk never enters links to folders
-        for name in sorted(files):
+    """Every file below `root`, breadth first and bounded: a submission's tree of any depth or size (a
+    student can commit one) is searched to MAX_DEPTH levels and MAX_ENTRIES entries, never followed
+    through links, and what was left out is reported as an entry of its own."""
+    entries, queue, seen = [], [(root, 0)], 0
+    while queue:
+        here, depth = queue.pop(0)
+        try:
+            names = sorted(os.listdir(here))
+        except OSError:
+            entries.append(_Entry(here, "a folder that cannot be read"))
+            continue
+        for name in names:
             if name.startswith("."):
                 continue
+            seen += 1
+            if seen > MAX_ENTRIES:
+                entries.append(_Entry(here, f"a folder past the first {MAX_ENTRIES} files searched"))
+                return entries
             path = here / name
-            entries.append(_Entry(path, _kind(path, os.lstat(path).st_mode)))
+            try:
+                mode = os.lstat(path).st_mode
+            except OSError:
+                continue
+            if not stat.S_ISDIR(mode):
+                entries.append(_Entry(path, _kind(path, mode)))
+            elif _is_output(path, out_dir):
+                continue
+            elif name.endswith(".ipynb"):   # a folder posing as a notebook
+                entries.append(_Entry(path, "a folder"))
+            elif depth + 1 >= MAX_DEPTH:
+                entries.append(_Entry(path, f"a folder more than {MAX_DEPTH} levels deep"))
+            else:
+                queue.append((path, depth + 1))
     return entries
 
 
 def _place(given: Path, entry: Path) -> tuple[str, str | None]:
-    """(student, assignment folder or None) for a file found under `given` (or given itself)."""
+    """(student, assignment folder or None) for a file found under `given` (or given itself).
+
+    Who a file belongs to is decided by where `given` sits, never by folders a student made: given an
+    assignment folder, its parent is the student; given a student's folder (one holding assignment
+    folders), that is the student; given a class folder, the first level below it is the student,
+    whatever lies deeper (a folder named after a classmate inside a repository is still its owner's)."""
     if entry == given:   # one notebook named on the command line
-        folders, fallback = [entry.parent.parent.name, entry.parent.name], entry.stem
-    else:
-        relative = entry.relative_to(given).parts
-        folders = [given.parent.name, given.name, *relative[:-1]]
-        fallback = relative[0] if len(relative) > 1 else entry.stem
-    for index in range(1, len(folders)):
-        if folders[index] in assignments.ASSIGNMENTS:
-            return folders[index - 1], folders[index]
-    return fallback, None
+        folder = entry.parent.name if entry.parent.name in assignments.ASSIGNMENTS else None
+        return (entry.parent.parent.name if folder else entry.stem), folder
+    relative = entry.relative_to(given).parts
+    if given.name in assignments.ASSIGNMENTS:
+        return given.parent.name, given.name
+    if len(relative) > 1 and relative[0] in assignments.ASSIGNMENTS:
+        return given.name, relative[0]
+    if len(relative) == 1:
+        return entry.stem, None
+    return relative[0], relative[1] if len(relative) > 2 and relative[1] in assignments.ASSIGNMENTS else None
 
 
 def _named(entries: list[_Entry]) -> set[str]:
@@ -178,26 +204,49 @@ def discover(paths: list[str], assignment: str | None = None, out_dir: Path | No
             continue
         named = _named(entries)
         targets = named or by_name
-        if len(targets) != 1 and not named:
+        if not targets:
             raise DiscoveryError(
-                f"cannot tell which assignment {student}'s files belong to (notebooks are expected to be named "
+                f"cannot tell which assignment these submissions are for (notebooks are expected to be named "
                 f"{' or '.join(a.notebook for a in assignments.ASSIGNMENTS.values())}): pass --assignment")
         for name in sorted(targets):
-            submissions.append(_choose(student, assignments.get(name), entries))
+            chosen = _choose(student, assignments.get(name), entries)
+            if len(targets) > 1 and not named:   # this student's files alone cannot say: it costs them, not the class
+                chosen.notebook, chosen.problem = None, (
+                    f"none of your files is named {chosen.assignment}'s notebook, so the grader cannot tell which "
+                    f"assignment they are for: submit your notebook as {assignments.get(name).notebook}")
+            submissions.append(chosen)
     return _unique_ids(submissions)
 
 
+MAX_ID_BYTES = 200
+
+
+def _kept_as_is(student: str) -> bool:
+    """The platform's id is kept wherever it is a safe folder name of its own."""
+    try:
+        size = len(student.encode())
+    except UnicodeEncodeError:   # bytes that are not UTF-8
+        return False
+    return (0 < size <= MAX_ID_BYTES and not student.startswith(".") and student not in RESERVED_IDS
+            and not any(ord(c) < 32 or ord(c) == 127 for c in student))
+
+
 def _unique_ids(submissions: list[Submission]) -> list[Submission]:
-    taken: set[tuple[str, str]] = set()
+    """One id per student, one to one: the platform's own, or (for a name that cannot be a folder of ours)
+    a readable one with a digest of the original, so two students can never share a report or a row."""
+    owner: dict[tuple[str, str], str] = {}
     for submission in submissions:
-        base = re.sub(r"[^A-Za-z0-9._-]", "_", submission.student)
-        base = ("_" + base[1:] if base.startswith(".") else base) or "submission"
-        key = base + "_" if base in RESERVED_IDS else base
-        number = 2
-        while (submission.assignment, key) in taken:
-            key, number = f"{base}-{number}", number + 1
-        taken.add((submission.assignment, key))
-        submission.student = key
+        original = submission.student
+        if not _kept_as_is(original):
+            readable = re.sub(r"[^A-Za-z0-9._@+-]", "_", original.encode(errors="surrogateescape").decode(
+                errors="replace"))[:60].lstrip(".") or "student"
+            digest = hashlib.sha256(original.encode(errors="surrogateescape")).hexdigest()[:8]
+            submission.student = f"{readable}-{digest}"
+            submission.notes.append(f"graded as {submission.student!r}: the submitted name cannot be used as it is")
+        key = (submission.assignment, submission.student)
+        if owner.setdefault(key, original) != original:
+            raise DiscoveryError(f"two submissions would share the id {submission.student!r} "
+                                 f"({owner[key]!r} and {original!r}): rename one and grade again")
     return submissions
 
 

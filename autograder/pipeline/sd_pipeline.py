@@ -24,6 +24,9 @@ from autograder.sandbox import cpu_share
 
 MAX_STEPS = 100
 MAX_CALLS_PER_SWEEP = 16
+# The pipeline work one sweep may ask for, in pixels x steps: 12 times a sweep of five 512x512 images at 12
+# steps, or two 1024x1024 images at 100 steps. Workers share one pipeline: nobody's sweep may hold it for long.
+MAX_PIXEL_STEPS = 2 * 10**8
 
 
 _loaded: dict[PipelineSpec, object] = {}
@@ -178,6 +181,7 @@ class RecordingPipeline:
     stands_in_for: int | None = None
     calls: list[PipelineCall] = field(default_factory=list)
     serving_seconds: float = 0.0   # wall time spent here, remembered answers included
+    pixel_steps: int = 0           # the work asked for so far (MAX_PIXEL_STEPS)
     notes: set[str] = field(default_factory=set)   # what the student should know about how their calls ran
 
     def __call__(self, request: dict, arrays: dict[str, np.ndarray]) -> tuple[dict, dict[str, np.ndarray]]:
@@ -209,6 +213,12 @@ class RecordingPipeline:
         options = self._options(request)
         if isinstance(options, str):
             return {"error": options}, {}
+        height, width = options.height or self.resolution[0], options.width or self.resolution[1]
+        cost = height * width * steps
+        if self.pixel_steps + cost > MAX_PIXEL_STEPS:
+            return {"error": f"this sweep asked the pipeline for more work than the grader allows one sweep "
+                             f"({MAX_PIXEL_STEPS:.0e} pixels x steps): use the steps and sizes the exercise asks for"}, {}
+        self.pixel_steps += cost
         if request.get("generator_device") == "cuda":
             self.notes.add("your generator was made on CUDA; the grading sandbox has no GPU, so it drew the same "
                            "seed's noise on the CPU (on a GPU, CUDA and CPU generators give different images)")

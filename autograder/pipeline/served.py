@@ -7,6 +7,7 @@ import time
 from multiprocessing.connection import Client
 
 from autograder.pipeline.spec import PipelineUnavailable
+from autograder.sandbox.student_process import GraderFailure
 
 ADDRESS = "AUTOGRADER_PIPELINE_SERVER"
 KEY = "AUTOGRADER_PIPELINE_KEY"
@@ -42,11 +43,11 @@ def _ask(*request):
             kind, answer = _connection.recv()
         except (EOFError, OSError) as error:
             _connection = None
-            raise RuntimeError(f"the grading run's pipeline server stopped ({type(error).__name__})") from None
+            raise GraderFailure(f"the grading run's pipeline server stopped ({type(error).__name__})") from None
     if kind == "unavailable":
         raise PipelineUnavailable(answer)
     if kind == "error":
-        raise RuntimeError(f"the grading run's pipeline server failed: {answer}")
+        raise GraderFailure(f"the grading run's pipeline server failed: {answer}")
     return answer
 
 
@@ -57,5 +58,5 @@ def _connect(address: str, key: bytes, patience: float = 60.0):
             return Client(address, family="AF_UNIX", authkey=key)
         except (FileNotFoundError, ConnectionRefusedError):   # the server is still starting
             if time.monotonic() > deadline:
-                raise RuntimeError("the grading run's pipeline server did not start") from None
+                raise GraderFailure("the grading run's pipeline server did not start") from None
             time.sleep(0.05)

@@ -125,6 +125,16 @@ def markdown_text(text: str) -> str:
     return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~])", r"\\\1", str(text))
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "|")
+
+
+def spreadsheet_text(text: str) -> str:
+    """Text a spreadsheet shows as text, never runs as a formula (OWASP's CSV injection advice: a cell
+    starting with = + - @ or a control character gets a leading apostrophe)."""
+    text = str(text)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
 def grades_csv(outcomes: dict[str, dict], assignment: assignments.Assignment) -> str:
     names: list[str] = []
     for outcome in outcomes.values():
@@ -143,8 +153,8 @@ def grades_csv(outcomes: dict[str, dict], assignment: assignments.Assignment) ->
             cells.append("" if check is None else "not run" if not counted(check) else f"{check['score']:g}")
         score, maximum = outcome_totals(outcome)
         problems = outcome.get("notebook_error") or outcome.get("error") or ""
-        writer.writerow([student, assignment.name, *cells, f"{score:g}", f"{maximum:g}",
-                         f"{sum(assignment.manual.values()):g}", problems])
+        writer.writerow([spreadsheet_text(student), assignment.name, *cells, f"{score:g}", f"{maximum:g}",
+                         f"{sum(assignment.manual.values()):g}", spreadsheet_text(problems)])
     return buffer.getvalue()
 
 

@@ -55,12 +55,13 @@ class NotebookProcess:
             self._die("the process running your notebook sent an unreadable answer")
         self.notes = [n for n in answer["notes"][:200] if isinstance(n, dict) and isinstance(n.get("number"), int)]
 
-    def open(self, function: str) -> FunctionProcess:
-        """A server for `function`; StudentError when the notebook does not define it."""
+    def open(self, function: str, trusted: list[str] = ()) -> FunctionProcess:
+        """A server for `function`, with the functions named in `trusted` answered by the grader (handlers in
+        FunctionProcess.callbacks["trusted:NAME"]); StudentError when the notebook does not define it."""
         self.close_function()
         if self._closing is not None:   # the last server's end (see close_function)
             self._await_end(self._closing)
-        self._send({"open": function}, {})
+        self._send({"open": function, "trusted": list(trusted)}, {})
         answer, _ = self._receive(self.limits.startup_seconds, f"starting {function}")
         if isinstance(answer, dict) and answer.get("ok") is True:
             self.current = FunctionProcess(self, function)
@@ -145,6 +146,15 @@ class NotebookProcess:
         raise StudentError(reason)
 
 
+class GraderFailure(Exception):
+    """The grader's own machinery failed while serving a student's call (a pipeline server gone, say)."""
+
+
+# What a call-back handler raises on input the student's code made (an empty batch, odd shapes or fields);
+# torch reports shape errors as RuntimeError. GraderFailure and running out of GPU memory stay grader errors.
+HANDLER_REFUSALS = (ValueError, TypeError, IndexError, KeyError, RuntimeError, ArithmeticError, wire.WireError)
+
+
 class FunctionProcess:
     """Calls to one graded function, served by a fork of the notebook's state."""
 
@@ -180,6 +190,7 @@ class FunctionProcess:
         # (the grader's own work on a call back, e.g. running the real pipeline, does not).
         budget = self.limits.call_seconds
         doing = f"running {self.function}"
+        refused = None
         while True:
             waited = time.monotonic()
             answer, answer_arrays = notebook._receive(budget, doing, limit=self.limits.call_seconds)
@@ -197,9 +208,20 @@ class FunctionProcess:
                 notebook._send({"error": "this object is not available here"}, {})
                 continue
             request = answer.get("request") if isinstance(answer.get("request"), dict) else {}
-            notebook._send(*handler(request, answer_arrays))
+            try:
+                notebook._send(*handler(request, answer_arrays))
+            except GraderFailure:
+                raise
+            except HANDLER_REFUSALS as error:
+                if type(error).__name__ == "OutOfMemoryError":
+                    raise   # the student's call was unusable: theirs to fix, not a grader error
+                refused = refused or f"{type(error).__name__}: {str(error)[:200]}"
+                notebook._send({"error": f"the grader could not use this call ({refused})"}, {})
+        if refused:
+            raise StudentError(f"{self.function} made a call the grader could not answer: {refused}")
         if "error" in answer:
-            raise StudentError(f"{self.function} raised an error:\n{answer['error']}", answer.get("output", ""))
+            raise StudentError(f"{self.function} raised an error:\n{str(answer['error'])[:5000]}",
+                               str(answer.get("output", ""))[:5000])
         try:
             value = wire.decode(answer["value"], answer_arrays, from_array=rebuild)
             self.last_inputs_after = wire.decode(answer["inputs_after"], answer_arrays, from_array=rebuild)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import shutil
 import signal
 import stat
 import subprocess
@@ -22,6 +21,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from autograder.sandbox.inside import wipe
 
 UID_BASE, UID_COUNT = 300_000, 1000      # outside the usual ranges of login users and subuids
 WORLD_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")   # where another user can leave files
@@ -98,7 +99,7 @@ def clean_up_after(uid: int, rounds: int = 100) -> None:
         for entry in entries:
             if _owner(entry.path) == uid:
                 if entry.is_dir(follow_symlinks=False):
-                    shutil.rmtree(entry.path, ignore_errors=True)
+                    wipe.remove(entry.path)
                 else:
                     try:
                         os.unlink(entry.path)

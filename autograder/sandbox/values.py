@@ -22,6 +22,8 @@ def trusted_to_numpy(value):
         return "pipeline", np.array([value.height, value.width], dtype=np.int64)
     if isinstance(value, ModelHandle):
         return "model", np.zeros(0, dtype=np.int8)
+    if isinstance(value, GeneratorState):
+        return "generator", value.state
     if isinstance(value, torch.Tensor):
         return "tensor", value.detach().cpu().numpy().copy()
     return None
@@ -74,7 +76,31 @@ class ModelHandle:
 
 
 @dataclass
+class GeneratorState:
+    """Passed as an argument: the student's code receives a CPU torch.Generator in this state."""
+    state: np.ndarray   # torch.Generator.get_state() as uint8
+
+    @classmethod
+    def seeded(cls, seed: int) -> "GeneratorState":
+        import torch
+
+        return cls(torch.Generator().manual_seed(seed).get_state().numpy())
+
+
+@dataclass
 class StudentImage:
     """A PIL image the student returned: its mode and pixels."""
     mode: str
     pixels: np.ndarray
+
+
+def trusted_function_handler(function):
+    """The grader's side of student_runner.grader_function: calls `function` with the arguments sent."""
+
+    def handle(request: dict, arrays: dict[str, np.ndarray]) -> tuple[dict, dict[str, np.ndarray]]:
+        args = wire.decode(request["args"], arrays, from_array=rebuild)
+        kwargs = wire.decode(request["kwargs"], arrays, from_array=rebuild)
+        out: dict[str, np.ndarray] = {}
+        return {"value": wire.encode(function(*args, **kwargs), out, to_numpy=trusted_to_numpy)}, out
+
+    return handle

@@ -37,6 +37,7 @@ from pathlib import Path
 
 from autograder.release import student_library
 from autograder.sandbox import bwrap, cgroups, private_files, uid_confinement
+from autograder.sandbox.inside import wipe
 from autograder.sandbox.limits import ZYGOTE_BYTES, Limits
 from autograder.sandbox.modes import NoConfinement, sandbox_mode
 
@@ -50,7 +51,7 @@ def remove_leftovers(prefix: str) -> None:
     files of their users, their folders, their cgroups (once their processes are gone)."""
     uid_confinement.release_abandoned(prefix)
     for folder in Path(UID_WORKDIRS).glob(f"{prefix}*"):
-        shutil.rmtree(folder, ignore_errors=True)
+        wipe.remove(str(folder))
     cgroups.remove_all(prefix)
 
 
@@ -117,7 +118,7 @@ class Sandbox:
             self.user = None
         self._cgroups.remove()
         self._stderr.close()
-        shutil.rmtree(self._workdir, ignore_errors=True)
+        wipe.remove(str(self._workdir))   # whatever tree the student made there
         self.process = None
 
     # -- internals ------------------------------------------------------------------------------
@@ -154,6 +155,7 @@ class Sandbox:
         self.user = uid_confinement.ClaimedUid(cgroups.prefix())
         os.chmod(self._workdir, 0o711)    # its user may pass through to what it needs, not list it
         os.chown(scratch, self.user.uid, self.user.uid)
+        os.chmod(scratch, 0o700)          # its files are its own: not even a classmate's sandbox may list them
         private = private_files.private_paths()
         uid_confinement.make_private(private)
         readable = uid_confinement.readable_by(self.user.uid, private)

@@ -129,7 +129,7 @@ class GradingPipeline:
         if unsupported:
             raise ValueError(f"the grading pipeline cannot honour {', '.join(unsupported)}: leave "
                              f"{'it' if len(unsupported) == 1 else 'them'} at the default")
-        if generator is not None and not isinstance(generator, torch.Generator):
+        if generator is not None and not isinstance(generator, torch._C.Generator):   # torch.manual_seed's too
             raise TypeError("generator must be a torch.Generator, e.g. torch.Generator('cpu').manual_seed(seed)")
         arrays = {} if generator is None else {"generator_state": generator.get_state().numpy().copy()}
         # Plain numbers and strings only cross the boundary; the grader rejects anything else clearly.
@@ -173,6 +173,24 @@ def grading_model():
             return torch.from_numpy(answer_arrays["v"].copy()).to(x.dtype)
 
     return GradingModel()
+
+
+def grader_function(name):
+    """Stands in for one of the notebook's other graded functions while `name`'s neighbour is graded: the
+    grader answers each call with its own version, so one mistake costs points once."""
+
+    def trusted(*args, **kwargs):
+        arrays = {}
+        request = {"args": wire.encode(list(args), arrays, to_numpy=to_numpy),
+                   "kwargs": wire.encode(dict(kwargs), arrays, to_numpy=to_numpy)}
+        wire.write_frame(CHANNEL["replies"], wire.pack({"callback": f"trusted:{name}", "request": request}, arrays))
+        answer, answer_arrays = wire.unpack(wire.read_frame(CHANNEL["requests"]))
+        if "error" in answer:
+            raise ValueError(answer["error"])
+        return wire.decode(answer["value"], answer_arrays, from_array=from_array)
+
+    trusted.__name__ = trusted.__qualname__ = name
+    return trusted
 
 
 def allow_cuda_generators():
@@ -220,6 +238,10 @@ def from_array(kind, array):
         return GradingPipeline(*array.tolist())
     if kind == "model":
         return grading_model()
+    if kind == "generator":
+        generator = torch.Generator()
+        generator.set_state(torch.from_numpy(array.copy()))
+        return generator
     if kind == "tensor":
         return torch.from_numpy(array.copy())
     if kind in ("linear", "affine"):   # weight (out, in); an affine layer's bias is the last column
@@ -262,11 +284,14 @@ def restore_builtins():
             vars(builtins)[key] = value
 
 
-def serve(namespace, name, requests, replies):
-    """Answers calls to namespace[name] until {"close"} or the end of the stream."""
+def serve(namespace, name, requests, replies, trusted=()):
+    """Answers calls to namespace[name] until {"close"} or the end of the stream; the functions named in
+    `trusted` are the grader's own while it does."""
     restore_builtins()
     CHANNEL.update(requests=requests, replies=replies)
     discard_output()
+    for other in trusted:
+        namespace[other] = grader_function(other)
 
     def reply(description, arrays=None):
         description["output"] = CAPTURED.take()

@@ -17,6 +17,8 @@ import numpy as np
 
 HEADER = struct.Struct(">Q")
 MAX_FRAME_BYTES = 256 * 1024 * 1024
+MAX_ELEMENTS = 1 << 25       # per message: what the grader may widen to float64 stays within 256 MiB
+MAX_DIMENSIONS = 8
 ALLOWED_DTYPE_KINDS = "biuf"   # bool, signed, unsigned, float: never object or structured arrays
 
 
@@ -54,9 +56,15 @@ def unpack(payload: bytes):
         raise
     except Exception as error:
         raise WireError(f"unreadable message ({type(error).__name__})") from None
+    elements = 0
     for name, array in arrays.items():
         if array.dtype.kind not in ALLOWED_DTYPE_KINDS:
             raise WireError(f"array {name!r} has a disallowed dtype {array.dtype}")
+        if array.ndim > MAX_DIMENSIONS:
+            raise WireError(f"an array of {array.ndim} dimensions (at most {MAX_DIMENSIONS} are accepted)")
+        elements += array.size
+    if elements > MAX_ELEMENTS:
+        raise WireError(f"{elements} numbers in one answer; the grader accepts at most {MAX_ELEMENTS}")
     return description, arrays
 
 

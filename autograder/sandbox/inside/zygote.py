@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import notebook_run  # noqa: E402  (copied next to this file inside the sandbox)
 import processes  # noqa: E402
 import syscall_filter  # noqa: E402
+import wipe  # noqa: E402
 
 PR_SET_DUMPABLE = 4
 IPC_RMID = 0
@@ -72,7 +73,7 @@ def preload():
     plt.show = lambda *args, **kwargs: plt.close("all")
     SYSCALL_FILTER.append(syscall_filter.build())
     for folder in SCRATCH:   # caches written by these imports (matplotlib's fonts): the first child finds none
-        wipe(folder)
+        wipe.empty(folder)
 
 
 def run_child(fds, limits):
@@ -88,6 +89,7 @@ def run_child(fds, limits):
             handle.write("1000")
     except OSError:
         pass
+    os.umask(0o077)   # what the student writes anywhere (/tmp too) is theirs alone
     if SANDBOX_UID >= 0:
         os.setgroups([])
         os.setresgid(SANDBOX_UID, SANDBOX_UID, SANDBOX_UID)
@@ -112,26 +114,6 @@ def spawn(control, fds, limits):
     return pid
 
 
-def wipe(folder):
-    """Empty `folder`, whatever modes or links a child left there. Mounts inside it (the sandbox's
-    read-only binds) and the folders leading to them stay."""
-    device = os.lstat(folder).st_dev
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            path = entry.path
-            if entry.is_dir(follow_symlinks=False):
-                if os.lstat(path).st_dev != device:
-                    continue
-                os.chmod(path, 0o700)
-                wipe(path)
-                try:
-                    os.rmdir(path)
-                except OSError:   # it leads to a mount
-                    os.chmod(path, 0o755)
-            else:
-                os.unlink(path)
-
-
 def remove_ipc_objects():
     for kind, remove in (("shm", lambda ipc_id: LIBC.shmctl(ipc_id, IPC_RMID, None)),
                          ("msg", lambda ipc_id: LIBC.msgctl(ipc_id, IPC_RMID, None)),
@@ -154,7 +136,7 @@ def reset():
     if not processes.kill_all_children():
         return False
     for folder in SCRATCH:
-        wipe(folder)
+        wipe.empty(folder)
     remove_ipc_objects()
     return True
 
