@@ -5,6 +5,7 @@ import torch
 
 from autograder.assignments.text_conditioning_clip.checks.layers import padding_mask, tensor
 from autograder.grading.expectations import expect, tensor_pair, unchanged
+from autograder.sandbox.values import GeneratorState
 
 check = pytest.mark.check
 
@@ -79,7 +80,26 @@ def test_rate(drop):
                f"{drop_prob} (drop when torch.rand(B) < drop_prob)")
 
 
-@check("drop_text: the inputs are left as they were", points=1)
+@check("drop_text: the generator it is given decides which captions are dropped", points=0.5)
+def test_generator_decides(student):
+    function = student.function("drop_text")
+    context, mask, null_context, null_mask = captions(64, seed=5)
+
+    def dropped(seed):
+        result = function(context, mask, null_context, null_mask, 0.5, generator=GeneratorState.seeded(seed))
+        new_context, _ = tensor_pair(result, "drop_text", "context", "mask")
+        expect(new_context.shape == context.shape, f"the context keeps its shape {tuple(context.shape)}")
+        return null_rows(new_context, null_context)
+
+    first, again, other = dropped(80512), dropped(80512), dropped(61)
+    expect(torch.equal(first, again), "given generators in the same state twice, drop_text dropped different "
+                                      "captions: draw with the generator it is given, e.g. torch.rand(B, "
+                                      "generator=generator), and no other source of randomness")
+    expect(not torch.equal(first, other), "the result does not change when the generator changes: does your "
+                                          "function use the generator it is given?")
+
+
+@check("drop_text: the inputs are left as they were", points=0.5)
 def test_inputs_unchanged(drop):
     context, mask, null_context, null_mask = captions(64, seed=4)
     _, _, after = drop(context, mask, null_context, null_mask, 0.5)

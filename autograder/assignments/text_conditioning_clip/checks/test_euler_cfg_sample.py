@@ -16,7 +16,8 @@ from text_to_image.reference import euler_cfg_sample as reference
 
 check = pytest.mark.check
 
-BATCH, IMAGE, TOKENS, WIDTH, STEPS = 2, (1, 4, 4), 5, 6, 6
+# An odd batch: a doubled batch split the wrong way (interleaved, or at the wrong row) cannot pass.
+BATCH, IMAGE, TOKENS, WIDTH, STEPS = 3, (1, 4, 4), 5, 6, 6
 
 
 class VelocityField:
@@ -41,9 +42,9 @@ class Case:
         rng = np.random.default_rng(seed)
         self.field = VelocityField(seed, timed)
         self.noise = tensor(rng, BATCH, *IMAGE)
-        self.context, self.mask = tensor(rng, BATCH, TOKENS, WIDTH), padding_mask([5, 3], TOKENS)
+        self.context, self.mask = tensor(rng, BATCH, TOKENS, WIDTH), padding_mask([5, 3, 4], TOKENS)
         self.null_context = tensor(rng, 1, TOKENS, WIDTH).expand(BATCH, -1, -1).contiguous()
-        self.null_mask = padding_mask([2, 2], TOKENS)
+        self.null_mask = padding_mask([2] * BATCH, TOKENS)
         self.calls = []   # (t values, contexts) of each model call
 
     def answer(self, request, arrays):
@@ -54,7 +55,7 @@ class Case:
             return {"error": f"model(x, t, context, mask) got no {missing.args[0]}"}, {}
         mask = torch.from_numpy(arrays["mask"].astype(bool)) if "mask" in arrays else None
         rows = x.shape[0] if x.dim() == 1 + len(IMAGE) else None
-        if rows is None or tuple(x.shape[1:]) != IMAGE or rows > 4 * BATCH:
+        if rows is None or tuple(x.shape[1:]) != IMAGE or not 1 <= rows <= 4 * BATCH:
             return {"error": f"model: x should have shape (batch, {', '.join(map(str, IMAGE))}), not {tuple(x.shape)}"}, {}
         if tuple(t.shape) != (rows,):
             return {"error": f"model: t should hold one time per image, shape ({rows},), not {tuple(t.shape)}"}, {}

@@ -18,12 +18,21 @@ from autograder.sandbox.values import PipelineHandle, StudentImage
 
 check = pytest.mark.check
 
-PROMPT = "a lighthouse on a cliff at sunset, oil painting"
-SCALES = [1, 3, 7.5, 12, 20]
-# Not 30 (the signature's default), 15 (the notebook's CPU setting) or 50 (diffusers'): a sweep that ignores
-# num_inference_steps is caught. Few steps also keep the grading run cheap on a CPU stand-in.
-STEPS = 12
-SEED = 42
+
+@dataclass(frozen=True)
+class Inputs:
+    prompt: str
+    scales: tuple
+    seed: int
+    steps: int
+
+
+# Two sweeps with nothing in common, none of whose values is a default or appears in the notebooks: a sweep
+# that hard-codes a seed, a prompt, the scales, their number or the steps is caught. w = 1 is the edge where
+# the pipeline stops guiding. Few steps keep the grading run cheap on a CPU stand-in; 12 is not 30 (the
+# signature's default), 15 (the notebook's CPU setting) or 50 (diffusers').
+MAIN = Inputs("an old clock tower in the snow, ink drawing", (1, 2.5, 6, 9.5, 14), 20231, 12)
+OTHER = Inputs("a small boat on a calm lake at dawn", (8, 1.5, 4), 777, 7)
 BUDGET_SECONDS = 300.0
 
 
@@ -34,6 +43,7 @@ class Sweep:
     seconds: float
     error: StudentError | None = None
     notes: tuple = ()
+    inputs: Inputs = None
 
     def result(self):
         if self.error is not None:
@@ -58,7 +68,7 @@ def say_which_pipeline(request, pipeline, first_sweep):
     request.node.user_properties += [("note", note) for note in first_sweep.notes]
 
 
-def run_sweep(function, pipeline) -> Sweep:
+def run_sweep(function, pipeline, inputs: Inputs = MAIN) -> Sweep:
     pipe, spec = pipeline
     stand_in = sd_stand_in.is_stand_in(spec.model)
     recorder = sd_pipeline.RecordingPipeline(pipe, sd_stand_in.LESSON_MODEL_SIZE if stand_in else None)
@@ -66,13 +76,13 @@ def run_sweep(function, pipeline) -> Sweep:
     started = time.perf_counter()
     images, error = None, None
     try:
-        images = function(PipelineHandle(*recorder.resolution), PROMPT, list(SCALES), seed=SEED,
-                          num_inference_steps=STEPS)
+        images = function(PipelineHandle(*recorder.resolution), inputs.prompt, list(inputs.scales), seed=inputs.seed,
+                          num_inference_steps=inputs.steps)
     except StudentError as failure:
         error = failure
     # As if every pipeline call had run now, even those answered from memory (sd_pipeline.generate).
     seconds = time.perf_counter() - started - recorder.serving_seconds + recorder.pipeline_seconds
-    return Sweep(images, recorder.calls, seconds, error, tuple(sorted(recorder.notes)))
+    return Sweep(images, recorder.calls, seconds, error, tuple(sorted(recorder.notes)), inputs)
 
 
 @pytest.fixture(scope="module")
@@ -91,21 +101,39 @@ def second_sweep(sweep_function, pipeline, first_sweep):
 
 
 @pytest.fixture(scope="module")
-def reference_images(pipeline):
+def other_sweep(sweep_function, pipeline, second_sweep):
+    return run_sweep(sweep_function, pipeline, OTHER)
+
+
+@pytest.fixture(scope="module")
+def both_sweeps(first_sweep, other_sweep):
+    return first_sweep, other_sweep
+
+
+def trusted_images(pipe, inputs: Inputs) -> list:
     """The trusted images (made once per grading process: sd_pipeline.generate remembers them)."""
-    pipe, _ = pipeline
-    state = sd_pipeline.fresh_generator_state(SEED)
-    images = [sd_pipeline.generate(pipe, PROMPT, float(w), STEPS, state).image for w in SCALES]
+    state = sd_pipeline.fresh_generator_state(inputs.seed)
+    images = [sd_pipeline.generate(pipe, inputs.prompt, float(w), inputs.steps, state).image for w in inputs.scales]
     if any(image.max() < 8 for image in images):
         raise RuntimeError("the grading pipeline itself produced a black image (NaN in float16?)")
     return images
 
 
+@pytest.fixture(scope="module")
+def reference_images(pipeline):
+    return trusted_images(pipeline[0], MAIN)
+
+
+@pytest.fixture(scope="module")
+def other_reference_images(pipeline):
+    return trusted_images(pipeline[0], OTHER)
+
+
 def returned_images(sweep: Sweep) -> list[np.ndarray]:
     images = sweep.result()
     expect(isinstance(images, list), f"return a list of PIL images, not {type(images).__name__}")
-    expect(len(images) == len(SCALES), f"for {len(SCALES)} guidance scales return {len(SCALES)} images, "
-                                       f"not {len(images)}")
+    count = len(sweep.inputs.scales)
+    expect(len(images) == count, f"for {count} guidance scales return {count} images, not {len(images)}")
     made = [call.image for call in sweep.calls]
     for index, image in enumerate(images):
         expect(isinstance(image, StudentImage), f"item {index} of the returned list is not a PIL image: "
@@ -117,36 +145,40 @@ def returned_images(sweep: Sweep) -> list[np.ndarray]:
 
 
 @check("generate_guidance_sweep: calls the pipeline once per guidance scale, in order", points=1, visible=True)
-def test_one_call_per_scale(first_sweep):
-    first_sweep.result()
-    scales = [call.guidance_scale for call in first_sweep.calls]
-    expect(scales, "the pipeline was never called: call pipe(prompt, guidance_scale=w, ...) for every scale")
-    expect(len(scales) == len(SCALES), f"the pipeline was called {len(scales)} times for {len(SCALES)} scales")
-    expect(scales == [float(w) for w in SCALES], "the pipeline did not get the guidance scales in order: "
-                                                 "pass guidance_scale=w for each w of guidance_scales")
+def test_one_call_per_scale(both_sweeps):
+    for sweep in both_sweeps:
+        sweep.result()
+        scales, asked = [call.guidance_scale for call in sweep.calls], [float(w) for w in sweep.inputs.scales]
+        expect(scales, "the pipeline was never called: call pipe(prompt, guidance_scale=w, ...) for every scale")
+        expect(len(scales) == len(asked), f"the pipeline was called {len(scales)} times for {len(asked)} scales")
+        expect(scales == asked, "the pipeline did not get the guidance scales in order: "
+                                "pass guidance_scale=w for each w of guidance_scales")
 
 
 @check("generate_guidance_sweep: passes the prompt and num_inference_steps through", points=1, visible=True)
-def test_prompt_and_steps(first_sweep):
-    first_sweep.result()
-    expect(first_sweep.calls, "the pipeline was never called")
-    expect(all(call.prompt == PROMPT for call in first_sweep.calls), "pass the prompt argument to the pipeline")
-    steps = sorted({call.num_inference_steps for call in first_sweep.calls})
-    expect(steps == [STEPS], f"the pipeline ran with num_inference_steps={steps}, but the function was asked for "
-                             f"{STEPS}: pass num_inference_steps through")
+def test_prompt_and_steps(both_sweeps):
+    for sweep in both_sweeps:
+        sweep.result()
+        expect(sweep.calls, "the pipeline was never called")
+        expect(all(call.prompt == sweep.inputs.prompt for call in sweep.calls),
+               "pass the prompt argument to the pipeline")
+        steps = sorted({call.num_inference_steps for call in sweep.calls})
+        expect(steps == [sweep.inputs.steps], f"the pipeline ran with num_inference_steps={steps}, but the function "
+                                              f"was asked for {sweep.inputs.steps}: pass num_inference_steps through")
 
 
 @check("generate_guidance_sweep: gives every call a fresh generator seeded with seed", points=1)
-def test_fresh_seeded_generators(first_sweep):
-    first_sweep.result()
-    expect(first_sweep.calls, "the pipeline was never called")
-    fresh = sd_pipeline.fresh_generator_state(SEED)
-    for index, call in enumerate(first_sweep.calls):
-        expect(call.generator_state is not None, "pass generator=torch.Generator(device='cpu').manual_seed(seed) "
-                                                 "to every pipeline call")
-        expect(np.array_equal(call.generator_state, fresh),
-               "the generator of call %d was not freshly seeded with `seed`: create a new "
-               "torch.Generator(device='cpu').manual_seed(seed) inside the loop, for every scale" % (index + 1))
+def test_fresh_seeded_generators(both_sweeps):
+    for sweep in both_sweeps:
+        sweep.result()
+        expect(sweep.calls, "the pipeline was never called")
+        fresh = sd_pipeline.fresh_generator_state(sweep.inputs.seed)
+        for index, call in enumerate(sweep.calls):
+            expect(call.generator_state is not None, "pass generator=torch.Generator(device='cpu').manual_seed(seed) "
+                                                     "to every pipeline call")
+            expect(np.array_equal(call.generator_state, fresh),
+                   "the generator of call %d was not freshly seeded with `seed`: create a new "
+                   "torch.Generator(device='cpu').manual_seed(seed) inside the loop, for every scale" % (index + 1))
 
 
 @check("generate_guidance_sweep: returns one RGB image per scale at the pipeline's resolution", points=1)
@@ -176,22 +208,24 @@ def test_repeatable(first_sweep, second_sweep):
 @check("generate_guidance_sweep: different guidance scales give different images", points=1)
 def test_scales_differ(first_sweep):
     images = returned_images(first_sweep)
-    same = [f"{SCALES[i]} and {SCALES[i + 1]}" for i in range(len(images) - 1)
+    scales = first_sweep.inputs.scales
+    same = [f"{scales[i]} and {scales[i + 1]}" for i in range(len(images) - 1)
             if images[i].shape == images[i + 1].shape and np.array_equal(images[i], images[i + 1])]
     expect(not same, f"the images for guidance scales {', '.join(same)} are identical: use each scale")
 
 
 @check("generate_guidance_sweep: each image equals the trusted pipeline's image for its scale", points=2)
-def test_matches_reference(first_sweep, reference_images):
-    images = returned_images(first_sweep)
-    for w, pixels, expected in zip(SCALES, images, reference_images):
-        expect(pixels.shape == expected.shape and np.abs(pixels.astype(np.int16) - expected).mean() <= 1.0,
-               f"the image for guidance scale {w} differs from the pipeline's image for the same prompt, scale, "
-               f"seed and steps")
+def test_matches_reference(both_sweeps, reference_images, other_reference_images):
+    for sweep, trusted in zip(both_sweeps, (reference_images, other_reference_images)):
+        images = returned_images(sweep)
+        for w, pixels, expected in zip(sweep.inputs.scales, images, trusted):
+            expect(pixels.shape == expected.shape and np.abs(pixels.astype(np.int16) - expected).mean() <= 1.0,
+                   f"the image for guidance scale {w} differs from the pipeline's image for the same prompt, scale, "
+                   f"seed and steps")
 
 
 @check("generate_guidance_sweep: finishes within the time budget", points=1)
-def test_time_budget(first_sweep, pipeline, record_property):
+def test_time_budget(first_sweep, second_sweep, other_sweep, pipeline, record_property):
     first_sweep.result()
     expect(first_sweep.calls, "the pipeline was never called, so there is no sweep to time")
     _, spec = pipeline
@@ -199,7 +233,8 @@ def test_time_budget(first_sweep, pipeline, record_property):
     per_call = ", ".join(f"w={call.guidance_scale:g}: {call.seconds:.2f} s" for call in first_sweep.calls)
     device = spec.device
     if device == "cpu":   # the share grows when other workers run out of submissions (cpu_share.py)
-        low, high = min(call.threads for call in first_sweep.calls), max(call.threads for call in first_sweep.calls)
+        threads = [call.threads for sweep in (first_sweep, second_sweep, other_sweep) for call in sweep.calls]
+        low, high = min(threads), max(threads)   # over every sweep of this submission
         device += f" with {low if low == high else f'{low}-{high}'} thread{'s' if high > 1 else ''}"
     record_property("note", f"sweep took {first_sweep.seconds:.1f} s ({pipeline_seconds:.1f} s in the pipeline, "
                             f"{len(first_sweep.calls)} calls, {device}, {spec.model}; {per_call}); "

@@ -1,7 +1,7 @@
 """Hidden checks for Exercise 3's curve: guidance_norms(noise_uncond, noise_cond, guidance_scales) -> list of floats.
 
-The norms are compared with the norms of the student's own apply_cfg at the same scales, so a slip in
-apply_cfg costs apply_cfg's points only; where apply_cfg cannot run, with the formula's.
+While guidance_norms runs, the notebook's apply_cfg is the grader's own (the sandbox sends its calls
+here), so a slip in apply_cfg costs apply_cfg's points only, and the norms are the formula's.
 """
 import math
 
@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from autograder.grading.expectations import describe, expect
-from autograder.sandbox.student_process import StudentError
 
 check = pytest.mark.check
 
@@ -22,25 +21,24 @@ def predictions(seed, shape):
     return uncond, uncond + 0.1 * torch.randn(shape, generator=generator)
 
 
-def expected_norms(apply_cfg, uncond, cond, scales):
-    try:
-        guided = [apply_cfg(uncond, cond, w) for w in scales]
-        if all(isinstance(g, torch.Tensor) and g.shape == uncond.shape for g in guided):
-            return [float(g.double().norm()) for g in guided]
-    except StudentError:
-        pass
-    return [float((uncond.double() + w * (cond.double() - uncond.double())).norm()) for w in scales]
+def apply_cfg(noise_uncond, noise_cond, guidance_scale):
+    """The grader's apply_cfg: what the student's guidance_norms calls while it is graded."""
+    return noise_uncond + guidance_scale * (noise_cond - noise_uncond)
+
+
+def expected_norms(uncond, cond, scales):
+    return [float(apply_cfg(uncond.double(), cond.double(), w).norm()) for w in scales]
 
 
 @pytest.fixture(scope="module")
 def guidance_norms(student):
-    return student.function("guidance_norms")
+    return student.function("guidance_norms", trusted={"apply_cfg": apply_cfg})
 
 
 @pytest.fixture(scope="module")
-def case(student):
+def case():
     uncond, cond = predictions(11, (3, 4, 4))
-    return uncond, cond, expected_norms(student.function("apply_cfg"), uncond, cond, SCALES)
+    return uncond, cond, expected_norms(uncond, cond, SCALES)
 
 
 def norms_of(guidance_norms, uncond, cond, scales):
