@@ -36,7 +36,7 @@ def flow_matching_pair(x0, noise, t):
 '''
 DROP = '''
 def drop_text(context, mask, null_context, null_mask, drop_prob, generator=None):
-    drop = torch.rand(context.shape[0], generator=generator) < drop_prob
+    drop = (torch.rand(context.shape[0], generator=generator) < drop_prob).to(context.device)
     return (torch.where(drop[:, None, None], null_context, context),
             torch.where(drop[:, None], null_mask, mask))
 '''
@@ -44,7 +44,7 @@ SAMPLER = '''
 def euler_cfg_sample(model, x, context, mask, null_context, null_mask, num_steps, cfg_scale):
     dt = 1.0 / num_steps
     for step in range(num_steps):
-        t = torch.full((x.shape[0],), 1.0 - step * dt)
+        t = torch.full((x.shape[0],), 1.0 - step * dt, device=x.device)
         both = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([context, null_context]),
                      torch.cat([mask, null_mask]))
         v_cond, v_uncond = both.chunk(2)
@@ -87,13 +87,14 @@ def flow_matching_pair(x0, noise, t):
     "clone_and_index_bernoulli_linspace": cells(drop_text='''
 def drop_text(context, mask, null_context, null_mask, drop_prob, generator=None):
     chosen = torch.bernoulli(torch.full((context.shape[0],), float(drop_prob)), generator=generator).bool()
+    chosen = chosen.to(context.device)
     context, mask = context.clone(), mask.clone()
     context[chosen] = null_context[0]
     mask[chosen] = null_mask[0]
     return context, mask
 ''', euler_cfg_sample='''
 def euler_cfg_sample(model, x, context, mask, null_context, null_mask, num_steps, cfg_scale):
-    times = torch.linspace(1.0, 0.0, num_steps + 1)
+    times = torch.linspace(1.0, 0.0, num_steps + 1, device=x.device)
     cond = (torch.cat((context, null_context), 0), torch.cat((mask, null_mask), 0))
     for t_now, t_next in zip(times[:-1], times[1:]):
         t = t_now.repeat(2 * x.shape[0])
@@ -120,7 +121,7 @@ def euler_cfg_sample(model, x, context, mask, null_context, null_mask, num_steps
     n = x.shape[0]
     for i in range(num_steps):
         t = 1 - i / num_steps
-        v = model(torch.cat([x, x]), torch.full((2 * n,), t), torch.cat([null_context, context]),
+        v = model(torch.cat([x, x]), torch.full((2 * n,), t, device=x.device), torch.cat([null_context, context]),
                   torch.cat([null_mask, mask]))
         v_uncond, v_cond = v[:n], v[n:]
         x = x - (v_uncond + cfg_scale * (v_cond - v_uncond)) / num_steps
@@ -165,12 +166,14 @@ CLIP_MISTAKES = {
                                              "others stay as they were"}, "whole batch"),
     "time_reversed": (cells(euler_cfg_sample=SAMPLER.replace("1.0 - step * dt", "step * dt")), "euler_cfg_sample",
                       {"steps from t = 1 down to t = 1/N, the same t for every image",
-                       "follows the guided Euler update for w = 7.5 on a time-dependent field"}, "wrong way"),
+                       "follows the guided Euler update for w = 7.5 on a time-dependent field",
+                       # the two checks of side properties need a correct result first
+                       "leaves its inputs unmodified", "what it makes follows its inputs' device (as on a GPU)",}, "wrong way"),
     "two_passes": (cells(euler_cfg_sample='''
 def euler_cfg_sample(model, x, context, mask, null_context, null_mask, num_steps, cfg_scale):
     dt = 1.0 / num_steps
     for step in range(num_steps):
-        t = torch.full((x.shape[0],), 1.0 - step * dt)
+        t = torch.full((x.shape[0],), 1.0 - step * dt, device=x.device)
         v_cond, v_uncond = model(x, t, context, mask), model(x, t, null_context, null_mask)
         x = x - dt * (v_uncond + cfg_scale * (v_cond - v_uncond))
     return x
@@ -178,7 +181,8 @@ def euler_cfg_sample(model, x, context, mask, null_context, null_mask, num_steps
     "guidance_swapped": (cells(euler_cfg_sample=SAMPLER.replace("v_uncond + cfg_scale * (v_cond - v_uncond)",
                                                                 "v_cond + cfg_scale * (v_uncond - v_cond)")),
                          "euler_cfg_sample", {"w = 0 follows the null text alone and w = 1 the prompt alone",
-                                              "follows the guided Euler update for w = 7.5 on a time-dependent field"},
+                                              "follows the guided Euler update for w = 7.5 on a time-dependent field",
+                                              "leaves its inputs unmodified", "what it makes follows its inputs' device (as on a GPU)",},
                          "swapped"),
 }
 
@@ -195,7 +199,7 @@ except OSError as refused:
     "ignores_the_model": (cells(euler_cfg_sample='''
 def euler_cfg_sample(model, x, context, mask, null_context, null_mask, num_steps, cfg_scale):
     for step in range(num_steps):   # asks the right questions, then ignores the answers
-        t = torch.full((2 * x.shape[0],), 1.0 - step / num_steps)
+        t = torch.full((2 * x.shape[0],), 1.0 - step / num_steps, device=x.device)
         model(torch.cat([x, x]), t, torch.cat([context, null_context]), torch.cat([mask, null_mask]))
     return x.clone()
 ''', multi_head_cross_attention=None, flow_matching_pair=None, drop_text=None), 3),

@@ -87,6 +87,26 @@ def test_nothing_students_can_edit_holds_a_check_or_a_token(tmp_path):
     uses_token = [s["name"] for s in job["steps"] if "secrets." in json.dumps(s)]
     assert uses_token == ["Student repositories", "Results to the students' repositories"]
     assert "secrets." not in json.dumps(next(s for s in job["steps"] if s.get("name") == "Hidden checks"))
+    # It grades every assignment, installs its sandbox reliably, and can grade the last commit before a deadline.
+    assert {entry["assignment"] for entry in job["strategy"]["matrix"]["include"]} == set(ASSIGNMENTS)
+    sandbox = next(s["run"] for s in job["steps"] if s.get("name") == "Sandbox for student code")
+    assert sandbox.index("apt-get update") < sandbox.index("apt-get install")
+    clone = next(s["run"] for s in job["steps"] if s.get("name") == "Student repositories")
+    assert job["env"]["DEADLINE"] == "${{ vars.CLASSROOM_DEADLINE }}" and 'rev-list -1 --before="$DEADLINE"' in clone
+
+
+
+@pytest.mark.quick
+def test_students_install_what_they_need_pinned_as_the_grader_has_it(tmp_path):
+    lock = {line.split("==")[0].lower(): line for line in (ROOT / "requirements.lock").read_text().splitlines()
+            if "==" in line and not line.startswith("#")}
+    for assignment, needs in ((ASSIGNMENT, {"torch", "diffusers", "nbclient", "ipykernel"}),
+                              (CLIP_ASSIGNMENT, {"torch", "transformers", "nbclient", "ipykernel"})):
+        template = github_classroom.template(assignment, tmp_path / assignment)
+        pins = [line for line in (template / "requirements.txt").read_text().splitlines() if "==" in line]
+        names = {line.split("==")[0].lower() for line in pins}
+        assert needs <= names and not names & {"nbgrader", "pytest", "mkdocs", "pyseccomp"}   # nothing of the grader's
+        assert all(lock[line.split("==")[0].lower()] == line for line in pins)   # the grader's versions
 
 
 def visible_run(template: Path, notebook: Path, tmp_path: Path, assignment: str = ASSIGNMENT) -> str:
@@ -196,6 +216,7 @@ def test_hidden_results_reach_classroom_once_per_change(node_tools, tmp_path, ti
     assert reporter(hidden=body["client_payload"]["result"])[1] == "30/30"
 
 
+@pytest.mark.quick
 def test_every_check_sent_by_name_only_when_asked(tmp_path):
     outcome = {"assignment": ASSIGNMENT, "checks": [
         {"name": "apply_cfg: w=0 returns the unconditional prediction", "outcome": "passed", "score": 1,

@@ -12,9 +12,13 @@ Each test was seen to fail once by hand before it was kept:
 from __future__ import annotations
 
 import re
+
+import pytest
 import subprocess
 import sys
 from pathlib import Path
+
+pytestmark = pytest.mark.quick   # in the inner-loop subset: -m quick
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
@@ -85,3 +89,18 @@ def test_every_autograder_command_the_pages_mention_is_real():
     assert unknown == [], f"`python -m autograder --help` lists only {sorted(commands)}"
     wrong_bundle = [(page, target) for page, (command, target) in used if command == "bundle" and target not in targets]
     assert wrong_bundle == [], f"`bundle` packages only for {sorted(targets)}"
+
+
+def test_the_documented_exit_statuses_are_the_ones_grade_returns(tmp_path):
+    text = (ROOT / "docs" / "instructors.md").read_text()
+    section = text.split("### Exit status", 1)[1].split("###", 1)[0]
+    documented = {int(code): words for code, words in re.findall(r"^- (\d+) when (.+?)(?=^- |\Z)", section, re.M | re.S)}
+    (tmp_path / "empty").mkdir()
+    cases = {"a missing path": [str(tmp_path / "nothing-here")], "--workers 0": [str(tmp_path / "empty"), "--workers", "0"],
+             "no submissions were found": [str(tmp_path / "empty")]}
+    for words, arguments in cases.items():
+        run = subprocess.run([sys.executable, "-m", "autograder", "grade", *arguments, "--out", str(tmp_path / "out")],
+                             cwd=ROOT, capture_output=True, text=True, timeout=120)
+        code = next(code for code, said in documented.items() if words in " ".join(said.split()))
+        assert run.returncode == code, (words, run.returncode, run.stderr[-500:])
+        assert "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) == 1, run.stderr

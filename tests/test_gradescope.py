@@ -123,6 +123,7 @@ def outcome(*checks) -> dict:
          "visible": visible} for name, score, kind, visible in checks]}
 
 
+@pytest.mark.quick
 @pytest.mark.parametrize("visibility", ["after_due_date", "after_published", "hidden"])
 def test_hidden_checks_follow_the_course_visibility(visibility):
     graded = report.gradescope_results(outcome(("w=0", 1.0, "passed", True), ("formula", 0.0, "failed", False),
@@ -133,6 +134,7 @@ def test_hidden_checks_follow_the_course_visibility(visibility):
     assert not_run["status"] == "failed" and not_run["max_score"] == 0 and "[not run]" in not_run["name"]
 
 
+@pytest.mark.quick
 def test_a_feedback_limit_counts_only_its_window_as_of_the_submission_time(tmp_path):
     limit = FeedbackLimit("3/24h")
     metadata = {"created_at": "2026-11-20T12:00:00+00:00", "previous_submissions": [

@@ -5,8 +5,10 @@ import csv
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -165,3 +167,26 @@ def test_a_worker_killed_mid_submission_leaves_nothing_behind(tmp_path):
     assert "grading took longer than 4 s" in (tmp_path / "out" / "grader-errors.log").read_text()   # and why
     assert list(scratch.iterdir()) == []          # its sandbox folders went with it
     assert our_cgroups() == before                # and its cgroups
+
+
+def test_ctrl_c_stops_at_once_leaves_nothing_behind_and_the_next_run_resumes(tmp_path):
+    build(CORRECT["einsum"], tmp_path / "in" / "a" / NOTEBOOK)
+    build(HOSTILE["infinite_loops"][0], tmp_path / "in" / "b" / NOTEBOOK)   # each function hangs to its deadline
+    scratch, out = tmp_path / "tmp", tmp_path / "out"
+    scratch.mkdir()
+    command = [sys.executable, "-m", "autograder", "grade", str(tmp_path / "in"), "--out", str(out), "--workers", "1",
+               "--call-timeout", "3"]
+    env = {**os.environ, "TMPDIR": str(scratch)}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 300
+    while not (out / ASSIGNMENT / "a" / "outcome.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1)   # b is being graded now
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130 and "interrupted: 1 of 2 submissions graded" in stderr
+    assert "Traceback" not in stderr and not (out / ASSIGNMENT / "b" / "outcome.json").exists()
+    assert list(scratch.iterdir()) == []   # no worker or sandbox folder left
+    again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert again.returncode == 0 and "keeping 1 results from an earlier run" in again.stderr
+    assert results({"out": out / ASSIGNMENT}, "a")["score"] == FULL and results({"out": out / ASSIGNMENT}, "b")["score"] == 0

@@ -208,3 +208,12 @@ def test_an_output_folder_among_the_submissions_is_never_graded(course, tiny_pip
     assert run.returncode == 0, run.stderr[-2000:]
     assert "graded-here" not in rows(root / "graded" / GUIDANCE / "grades.csv")
     shutil.rmtree(inside)
+
+
+def test_a_wrong_course_folder_is_refused_with_one_line(course, tmp_path):
+    graded = str(course["graded"])
+    wrong = autograder("nbgrader-sync", GUIDANCE, "--graded", graded, "--course-dir", str(tmp_path))
+    assert wrong.returncode != 0 and "not an nbgrader course folder" in wrong.stderr and "Traceback" not in wrong.stderr
+    (tmp_path / "nbgrader_config.py").write_text("c = get_config()\n")   # a course, but not the one graded
+    other = autograder("nbgrader-sync", GUIDANCE, "--graded", graded, "--course-dir", str(tmp_path))
+    assert other.returncode == 2 and "nbgrader holds none of these submissions" in other.stderr

@@ -64,6 +64,7 @@ def test_what_cannot_load_is_reported_as_unavailable_and_the_server_goes_on(serv
     assert sd_pipeline.generate(served, PROMPT, 1.0, 2, None).image.shape == (64, 64, 3)
 
 
+@pytest.mark.quick
 def test_a_connection_without_the_key_is_refused(server, tiny_pipeline_dir):
     served = sd_pipeline.load(sd_pipeline.PipelineSpec(str(tiny_pipeline_dir), "cpu"))   # the server is up
     with pytest.raises(AuthenticationError):
@@ -71,6 +72,7 @@ def test_a_connection_without_the_key_is_refused(server, tiny_pipeline_dir):
     assert sd_pipeline.generate(served, PROMPT, 2.0, 2, None).image.shape == (64, 64, 3)
 
 
+@pytest.mark.quick
 def test_a_stopped_server_is_a_grader_problem(server, tiny_pipeline_dir):
     served = sd_pipeline.load(sd_pipeline.PipelineSpec(str(tiny_pipeline_dir), "cpu"))
     server.process.kill()

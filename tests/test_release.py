@@ -91,6 +91,7 @@ def test_release_and_solutions_match_the_source(regenerated, assignment):
             f"{folder}/{assignment} is stale: run `python -m autograder release` and commit the result")
 
 
+@pytest.mark.quick
 def test_solution_cells_are_stubs_in_the_release():
     released = cells_by_id(read(RELEASE_NOTEBOOK))
     for grade_id in SOLUTION_CELLS:
@@ -277,6 +278,7 @@ def test_what_reduced_cells_leave_out_is_not_read_by_cells_that_run(name):
         assert not missing, f"cell {grade_id} reads names that only the left-out part of a cell defines: {missing}"
 
 
+@pytest.mark.quick
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_the_gradebook_slots_carry_the_hidden_points(name):
     assignment = REGISTRY[name]

@@ -152,6 +152,7 @@ def run(sandbox, program, function, *args):
         return process.call(*args)
 
 
+@pytest.mark.quick
 def test_nothing_of_one_submission_reaches_the_next(sandbox):
     fresh = run(sandbox, PROBE, "probe")   # 0, or the read-only folders leading to a Python under /tmp
     assert run(sandbox, LEAVE_TRACES, "leave") == 1
@@ -239,6 +240,7 @@ def f():
     assert run(sandbox, PROBE, "probe") == fresh
 
 
+@pytest.mark.quick
 def test_exit_statuses_are_reported(sandbox):
     with pytest.raises(StudentError, match=r"exited \(status 3\)"):
         run(sandbox, "import os\ndef f():\n    os._exit(3)\n", "f")
@@ -338,6 +340,7 @@ def f(levels):
 """
 
 
+@pytest.mark.quick
 def test_trees_of_any_depth_are_wiped_between_submissions_and_when_the_sandbox_closes(sandbox):
     # Python 3.11's shutil.rmtree and os.walk raise RecursionError past ~1000 levels; the wipe is a loop.
     fresh = run(sandbox, PROBE, "probe")
@@ -390,6 +393,7 @@ def f(forbidden, guesses):
 """
 
 
+@pytest.mark.quick
 def test_without_namespaces_student_code_reads_nothing_of_the_grader_course_or_classmates(
         others_can_run_python, tmp_path, monkeypatch):
     from autograder.assignments import COURSE_ROOT

@@ -4,6 +4,8 @@ import pytest
 
 from autograder.pipeline import sd_pipeline
 
+pytestmark = pytest.mark.quick   # in the inner-loop subset: -m quick
+
 PROMPT = "a red apple"
 
 

@@ -65,6 +65,7 @@ def test_trim_padding_keeps_real_tokens(encoder):
     assert torch.equal(trimmed, context[:, :length])
 
 
+@pytest.mark.quick
 def test_cross_attention_matches_the_formula_and_respects_the_mask():
     torch.manual_seed(0)
     layer = CrossAttention(embed_dim=16, context_dim=12, num_heads=4)
@@ -114,6 +115,7 @@ def test_conditional_dit_uses_the_class_and_has_a_null_class():
     assert out.shape == (3, 1, 8, 8)
 
 
+@pytest.mark.quick
 def test_flow_matching_convention():
     x0, noise, t = torch.ones(2, 1, 2, 2), torch.full((2, 1, 2, 2), 3.0), torch.tensor([0.0, 0.25])
     x_t, target = flow_matching_pair(x0, noise, t)
@@ -226,6 +228,7 @@ def test_the_library_runs_on_the_pieces_the_notebook_hands_it(encoder, students_
     assert calls[0] == "euler_cfg_sample" and "multi_head_cross_attention" in calls
 
 
+@pytest.mark.quick
 def test_a_piece_not_yet_written_says_which_exercise_it_is(students_pieces, monkeypatch):
     import builtins
 

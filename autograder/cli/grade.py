@@ -48,6 +48,24 @@ def earlier_outcome(folder: Path, print_: str) -> dict | None:
     return stored
 
 
+def progress(items, total: int, quiet: bool):
+    """A bar on a terminal; without one (a CI log), a plain line every twentieth of the class."""
+    if quiet:
+        return items
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        return tqdm(items, total=total, desc="grading", unit="submission", file=sys.stderr)
+
+    def lines():
+        step = max(1, total // 20)
+        for count, item in enumerate(items, 1):
+            yield item
+            if count % step == 0 or count == total:
+                print(f"graded {count}/{total}", file=sys.stderr, flush=True)
+    return lines()
+
+
 def run(args) -> int:
     options.at_least(args, workers=1, timeout=1, call_timeout=1, cell_timeout=1)
     out_dir = Path(args.out)
@@ -67,8 +85,6 @@ def run(args) -> int:
     if mode == "uid":   # without namespaces, file permissions keep the submissions and reports from student code
         private_files.add_private(out_dir, *(Path(p) if Path(p).is_dir() else Path(p).parent for p in args.paths))
     (out_dir / OUTPUT_MARKER).touch()
-    from tqdm import tqdm
-
     worker_options = ["--sandbox", mode, "--call-timeout", str(args.call_timeout),
                       "--cell-timeout", str(args.cell_timeout), "--sd-model", args.sd_model,
                       "--sd-device", args.sd_device] + (["--require-gpu"] if args.require_gpu else [])
@@ -100,9 +116,10 @@ def run(args) -> int:
         server = pipeline_server.Server(Path(run_dir.name), PipelineSpec(args.sd_model, args.sd_device),
                                         args.require_gpu, compute_environment(threads, share_file),
                                         out_dir / ".pipeline-server.log" if args.keep_logs else None)
-    for index in range(slots):
-        workers.put(GradingWorker(out_dir / f".worker-{index}.log" if args.keep_logs else None, threads, share_file,
-                                  server.environment if server else None))
+    every_worker = [GradingWorker(out_dir / f".worker-{index}.log" if args.keep_logs else None, threads, share_file,
+                                  server.environment if server else None) for index in range(slots)]
+    for worker in every_worker:
+        workers.put(worker)
 
     def grade_with_a_free_worker(submission) -> dict:
         worker = workers.get()
@@ -111,26 +128,38 @@ def run(args) -> int:
         finally:
             workers.put(worker)
 
-    failed, unfinished = [], len(pending)
-    with ThreadPoolExecutor(max_workers=slots) as pool:
-        futures = {pool.submit(grade_with_a_free_worker, s): s for s in pending}
-        for future in tqdm(as_completed(futures), total=len(futures), desc="grading", unit="submission",
-                           disable=args.quiet or None, file=sys.stderr):
-            submission = futures[future]
-            outcome = future.result()
-            outcome.update(fingerprint=prints[submission.key], assignment=submission.assignment,
-                           notes=submission.notes + outcome.get("notes", []))
-            report.write_submission_reports(submission.report_dir(out_dir), submission.student, outcome)
-            if outcome.get("grader_failed"):
-                failed.append((submission, outcome))
-            unfinished -= 1
-            if unfinished < slots:   # a worker fell idle: lend its CPUs to those still grading
-                cpu_share.write(share_file, unfinished)
-        idle = [workers.get() for _ in range(slots)]
-        list(pool.map(GradingWorker.close, idle))   # at once: each takes a moment to end its sandboxes
-    if server:
-        server.close()
-    run_dir.cleanup()
+    failed, unfinished, done = [], len(pending), 0
+    try:
+        with ThreadPoolExecutor(max_workers=slots) as pool:
+            futures = {pool.submit(grade_with_a_free_worker, s): s for s in pending}
+            try:
+                for future in progress(as_completed(futures), len(futures), args.quiet):
+                    submission = futures[future]
+                    outcome = future.result()
+                    outcome.update(fingerprint=prints[submission.key], assignment=submission.assignment,
+                                   notes=submission.notes + outcome.get("notes", []))
+                    report.write_submission_reports(submission.report_dir(out_dir), submission.student, outcome)
+                    if outcome.get("grader_failed"):
+                        failed.append((submission, outcome))
+                    unfinished, done = unfinished - 1, done + 1
+                    if unfinished < slots:   # a worker fell idle: lend its CPUs to those still grading
+                        cpu_share.write(share_file, unfinished)
+            except KeyboardInterrupt:   # stop at once: what is stored stays, the rest is graded by the next run
+                for future in futures:
+                    future.cancel()
+                for worker in every_worker:
+                    worker.close(wait=0)
+                raise
+            idle = [workers.get() for _ in range(slots)]
+            list(pool.map(GradingWorker.close, idle))   # at once: each takes a moment to end its sandboxes
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {done} of {len(pending)} submissions graded in this run; run the same command "
+              "again to grade the rest", file=sys.stderr)
+        return 130
+    finally:
+        if server:
+            server.close()
+        run_dir.cleanup()
     for name in sorted({s.assignment for s in submissions}):
         outcomes = report.stored_outcomes(out_dir / name)
         report.write_atomically(out_dir / name / "grades.csv", report.grades_csv(outcomes, assignments.get(name)))

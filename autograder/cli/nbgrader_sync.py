@@ -1,6 +1,7 @@
 """`nbgrader-sync`: the hidden-check scores written into an nbgrader course's gradebook."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from autograder.cli import options
@@ -9,13 +10,22 @@ from autograder.cli import options
 def run(args) -> int:
     from autograder.platforms.nbgrader_gradebook import sync
 
-    results = sync(Path(args.course_dir), args.assignment, Path(args.graded), args.student or None)
+    course, graded = Path(args.course_dir), Path(args.graded)
+    if not (course / "nbgrader_config.py").is_file():
+        raise SystemExit(f"error: {course} is not an nbgrader course folder (no nbgrader_config.py there): "
+                         "pass the course's folder as --course-dir")
+    if not (graded / args.assignment).is_dir():
+        raise SystemExit(f"error: {graded} holds no graded {args.assignment}: pass the --out folder of `grade`")
+    results = sync(course, args.assignment, graded, args.student or None)
     for result in results:
         print(f"{'synced ' if result.ok else 'SKIPPED'} {result.student}"
               + (f": {result.message}" if result.message else ""))
     failed = [r for r in results if not r.ok and not r.skipped]
-    print(f"{sum(r.ok for r in results)} of {len(results)} graded submissions written to the gradebook of {args.course_dir}")
-    return 2 if failed or not results else 0
+    print(f"{sum(r.ok for r in results)} of {len(results)} graded submissions written to the gradebook of {course}")
+    if results and all(r.skipped for r in results):
+        print(f"error: nbgrader holds none of these submissions in {course}: is it the right course, and have you "
+              "run nbgrader collect?", file=sys.stderr)
+    return 2 if failed or not results or all(r.skipped for r in results) else 0
 
 
 def register(commands) -> None:

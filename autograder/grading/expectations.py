@@ -29,6 +29,13 @@ def tensor_pair(result, function: str, first: str, second: str) -> tuple[torch.T
             as_tensor(result[1], f"the second returned value ({second})"))
 
 
+def same_dtype(value: torch.Tensor, dtype: torch.dtype, what: str) -> None:
+    """The student's tensor kept the inputs' dtype (a .double() or .half() slip changes what callers get)."""
+    expect(value.dtype == dtype, f"{what} is {str(value.dtype).removeprefix('torch.')} for "
+                                 f"{str(dtype).removeprefix('torch.')} inputs: keep the inputs' dtype "
+                                 "(no .double(), .half() or .float() on the way)")
+
+
 def describe(value) -> str:
     if isinstance(value, torch.Tensor):
         return f"a tensor of shape {tuple(value.shape)}"

@@ -144,22 +144,22 @@ class GradingWorker:
 
     def close(self, wait: float = 30.0):
         """Ends the worker: it closes its sandboxes itself when its input ends; killed if it does not in `wait`."""
-        if self.process is not None:
+        process, self.process = self.process, None   # also called from another thread on Ctrl-C
+        if process is not None:
             try:
-                self.process.stdin.close()
-                self.process.wait(timeout=wait)
-            except (OSError, subprocess.TimeoutExpired):
+                process.stdin.close()
+                process.wait(timeout=wait)
+            except (OSError, ValueError, subprocess.TimeoutExpired):
                 pass
             try:
-                os.killpg(self.process.pid, signal.SIGKILL)
+                os.killpg(process.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            self.process.wait()
-            self.process = None
-        if getattr(self, "scratch", None):
+            process.wait()
+        scratch, self.scratch = getattr(self, "scratch", None), None
+        if scratch:
             remove_leftovers(self.cgroup_prefix)
-            wipe.remove(str(self.scratch))
-            self.scratch = None
+            wipe.remove(str(scratch))
 
 
 if __name__ == "__main__":

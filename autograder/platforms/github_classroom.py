@@ -18,6 +18,7 @@ import subprocess
 from pathlib import Path
 
 from autograder import assignments
+from autograder.release import student_library
 from autograder.reports import report
 
 TEMPLATE = assignments.COURSE_ROOT / "classroom" / "template"
@@ -31,9 +32,11 @@ SENT, PENDING = "classroom-sent.json", "classroom-pending.json"
 STUDENT_README = """# {title}
 
 Work in `{notebook}`, then commit and push it. On every push, GitHub Actions (the Actions tab) runs
-the notebook's visible tests and GitHub Classroom shows their points. The hidden checks run in your
-instructor's grader: when it has graded your latest commit (it looks every 15 minutes), a second run
-named "Autograding Tests" reports the points of all {points:g}, and those are your grade.
+the notebook's visible tests and GitHub Classroom shows their points: a preview only. The hidden checks
+run in your instructor's grader: when it has graded your latest commit (it looks every 15 minutes), a
+second run named "Autograding Tests" shows the points of all {points:g}. Your grade is the one your
+instructor's grader records in its own repository; nothing in this repository (its workflows included)
+can change it.
 
 Set-up on your own machine: Python 3.11, then `pip install -r requirements.txt
 --extra-index-url https://download.pytorch.org/whl/cpu` (the same versions the grader uses).
@@ -50,7 +53,9 @@ def template(name: str, out: Path, course_dir: Path = assignments.COURSE_ROOT) -
     shutil.copy2(assignment.release_notebook, out / assignment.notebook)
     for wheel in assignment.release_notebook.parent.glob("*.whl"):   # the course library, where it ships one
         shutil.copy2(wheel, out / wheel.name)
-    shutil.copy2(Path(course_dir) / "requirements.lock", out / "requirements.txt")
+    # What students need (the push workflow runs the visible tests with nbclient), pinned as the grader has it.
+    needs = ("nbformat", "nbclient") + (("diffusers",) if assignment.uses_pipeline else ())
+    (out / "requirements.txt").write_text(student_library.requirements(Path(course_dir) / "requirements.lock", needs))
     config = {"notebook": assignment.notebook, "points": assignment.points, "visible_tests": assignment.visible_tests,
               "skip": list(assignment.skipped_on_push), "cell_timeout": CELL_TIMEOUT}
     (out / ".github" / "classroom" / "assignment.json").write_text(json.dumps(config, indent=2) + "\n")

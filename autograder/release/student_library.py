@@ -91,8 +91,9 @@ STUDENT_REQUIREMENTS = ("torch", "numpy", "transformers", "scikit-learn", "tqdm"
                         "ipykernel")
 
 
-def requirements(lock: Path) -> str:
-    """requirements.txt for students: STUDENT_REQUIREMENTS and their dependencies, pinned as in `lock`."""
+def requirements(lock: Path, extra: tuple[str, ...] = ()) -> str:
+    """requirements.txt for students: STUDENT_REQUIREMENTS (and `extra`) with their dependencies, pinned as in
+    `lock`: what students need and nothing of the grader's own (nbgrader, pytest, the docs' tools)."""
     from importlib.metadata import distribution
 
     from packaging.requirements import Requirement
@@ -103,7 +104,7 @@ def requirements(lock: Path) -> str:
         if "==" in line and not line.lstrip().startswith("#"):
             name, version = line.split("==", 1)
             pins[canonicalize_name(name.strip())] = f"{name.strip()}=={version.strip()}"
-    needed, todo = set(), [canonicalize_name(n) for n in STUDENT_REQUIREMENTS]
+    needed, todo = set(), [canonicalize_name(n) for n in (*STUDENT_REQUIREMENTS, *extra)]
     while todo:
         name = todo.pop()
         if name in needed:

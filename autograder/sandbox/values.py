@@ -24,6 +24,8 @@ def trusted_to_numpy(value):
         return "model", np.zeros(0, dtype=np.int8)
     if isinstance(value, GeneratorState):
         return "generator", value.state
+    if isinstance(value, MetaTensor):
+        return f"meta/{value.dtype}", np.array(value.shape, dtype=np.int64)
     if isinstance(value, torch.Tensor):
         return "tensor", value.detach().cpu().numpy().copy()
     return None
@@ -37,6 +39,8 @@ def rebuild(kind: str, array: np.ndarray):
     widened = {"u2": np.int32, "u4": np.int64, "u8": np.float64}.get(array.dtype.str[1:])
     if widened is not None:
         array = array.astype(widened)
+    if kind.startswith("meta/") and kind[5:] in META_DTYPES and array.ndim == 1 and array.size <= wire.MAX_DIMENSIONS:
+        return MetaTensor(tuple(int(n) for n in array), kind[5:])
     if kind == "tensor":
         return torch.from_numpy(array.copy())
     if kind == "numpy_scalar":
@@ -85,6 +89,17 @@ class GeneratorState:
         import torch
 
         return cls(torch.Generator().manual_seed(seed).get_state().numpy())
+
+
+META_DTYPES = ("float32", "float64", "float16", "bfloat16", "bool", "int64", "int32")
+
+
+@dataclass
+class MetaTensor:
+    """A tensor on PyTorch's meta device (a shape and a dtype, no values): sent in, the student's code gets
+    one and its results stay there unless a tensor it makes is left on the CPU, as it would be on a GPU."""
+    shape: tuple
+    dtype: str = "float32"
 
 
 @dataclass

@@ -66,6 +66,8 @@ def to_numpy(value):
 
     if isinstance(value, torch.nn.Linear):
         return "linear", np.array(value.weight.detach().cpu().numpy(), copy=True)
+    if isinstance(value, torch.Tensor) and value.device.type == "meta":   # a shape and a dtype, no values
+        return f"meta/{str(value.dtype).removeprefix('torch.')}", np.array(tuple(value.shape), dtype=np.int64)
     if isinstance(value, torch.Tensor):
         tensor = torch.Tensor.detach(value).cpu()
         if tensor.dtype == torch.bfloat16:
@@ -159,6 +161,12 @@ def grading_model():
 
     class GradingModel(torch.nn.Module):
         def forward(self, x, t, context, mask=None):
+            if isinstance(x, torch.Tensor) and x.device.type == "meta":   # a device check: shapes only
+                for name, value in (("t", t), ("context", context), ("mask", mask)):
+                    if isinstance(value, torch.Tensor) and value.device != x.device:   # as a model on a GPU fails
+                        raise RuntimeError(f"model(x, t, context, mask): {name} is on {value.device} but x is on "
+                                           f"{x.device}: make new tensors on x's device (device=x.device)")
+                return torch.empty_like(x)
             arrays = {}
             for name, value in (("x", x), ("t", t), ("context", context), ("mask", mask)):
                 if name == "mask" and value is None:
@@ -238,6 +246,8 @@ def from_array(kind, array):
         return GradingPipeline(*array.tolist())
     if kind == "model":
         return grading_model()
+    if kind.startswith("meta/"):   # a tensor on PyTorch's meta device stands for one on a GPU
+        return torch.empty(tuple(int(n) for n in array), dtype=getattr(torch, kind[5:]), device="meta")
     if kind == "generator":
         generator = torch.Generator()
         generator.set_state(torch.from_numpy(array.copy()))

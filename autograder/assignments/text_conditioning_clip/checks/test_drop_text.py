@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from autograder.assignments.text_conditioning_clip.checks.layers import padding_mask, tensor
-from autograder.grading.expectations import expect, tensor_pair, unchanged
-from autograder.sandbox.values import GeneratorState
+from autograder.grading.expectations import expect, same_dtype, tensor_pair, unchanged
+from autograder.sandbox.student_process import StudentError
+from autograder.sandbox.values import GeneratorState, MetaTensor
 
 check = pytest.mark.check
 
@@ -66,7 +67,7 @@ def test_rows_and_masks(drop):
     expect(bool((new_mask[kept & ~is_null] == mask[kept & ~is_null]).all()), "a kept caption should keep its own mask")
 
 
-@check("drop_text: each caption is dropped on its own with probability drop_prob", points=1)
+@check("drop_text: each caption is dropped on its own with probability drop_prob", points=0.5)
 def test_rate(drop):
     for drop_prob, seed in ((0.1, 2), (0.3, 3)):
         context, mask, null_context, null_mask = captions(4000, seed=seed)
@@ -99,9 +100,32 @@ def test_generator_decides(student):
                                           "function use the generator it is given?")
 
 
+@check("drop_text: what it makes follows its inputs' device (as on a GPU)", points=0.5)
+def test_follows_the_device(student, drop):
+    # On a GPU, torch.rand(B) without a device is a CPU tensor, and mixing it with the inputs fails. Where no GPU
+    # is, PyTorch's meta device stands in for one: a tensor left on the CPU fails there in the same way.
+    context, mask, null_context, null_mask = captions(8, seed=6)
+    dropped, _, _ = drop(context, mask, null_context, null_mask, 1.0)
+    expect(bool(null_rows(dropped, null_context).all()), "this check needs drop_prob = 1 to drop every caption first")
+    function = student.function("drop_text")
+    inputs = (MetaTensor((5, TOKENS, WIDTH)), MetaTensor((5, TOKENS), "bool"), MetaTensor((1, TOKENS, WIDTH)),
+              MetaTensor((1, TOKENS), "bool"))
+    try:
+        result = function(*inputs, 0.5, generator=GeneratorState.seeded(3))
+    except StudentError as error:
+        first = str(error).strip().splitlines()[-1][:200]
+        expect(False, "with its inputs on a GPU, drop_text would fail: a tensor it makes stays on the CPU (move "
+                      f"what torch.rand gives to context.device) [{first}]")
+    expect(isinstance(result, (tuple, list)) and len(result) == 2
+           and all(isinstance(part, MetaTensor) for part in result),
+           "with its inputs on a GPU, drop_text's results should stay on that device")
+
+
 @check("drop_text: the inputs are left as they were", points=0.5)
 def test_inputs_unchanged(drop):
     context, mask, null_context, null_mask = captions(64, seed=4)
-    _, _, after = drop(context, mask, null_context, null_mask, 0.5)
+    new_context, new_mask, after = drop(context, mask, null_context, null_mask, 0.5)
     expect(unchanged([context, mask, null_context, null_mask], after[:4]),
            "drop_text changed its inputs in place: build new tensors (torch.where) instead of writing into context")
+    same_dtype(new_context, context.dtype, "the returned context")
+    same_dtype(new_mask, mask.dtype, "the returned mask")

@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from autograder.assignments.text_conditioning_clip.checks.layers import padding_mask, tensor
-from autograder.grading.expectations import as_tensor, close, describe, expect
-from autograder.sandbox.values import ModelHandle
+from autograder.grading.expectations import as_tensor, close, describe, expect, same_dtype, unchanged
+from autograder.sandbox.student_process import StudentError
+from autograder.sandbox.values import MetaTensor, ModelHandle
 from text_to_image.reference import euler_cfg_sample as reference
 
 check = pytest.mark.check
@@ -80,8 +81,13 @@ class Case:
 
 
 @pytest.fixture(scope="module")
-def sample(student):
-    function = student.function("euler_cfg_sample")
+def sampler(student):
+    return student.function("euler_cfg_sample")
+
+
+@pytest.fixture(scope="module")
+def sample(sampler):
+    function = sampler
 
     def run(case, cfg_scale):
         case.calls.clear()
@@ -110,7 +116,37 @@ def test_shape(sample):
     sample(Case(1, timed=True), 4.0)
 
 
-@check("euler_cfg_sample: w = 0 follows the null text alone and w = 1 the prompt alone", points=2)
+@check("euler_cfg_sample: leaves its inputs unmodified", points=0.5)
+def test_inputs_unmodified(sample, sampler):
+    case = Case(6, timed=True)
+    expect(close(sample(case, 3.0), case.expected(3.0), rtol=1e-4, atol=1e-4),
+           "this check needs a correct result at w = 3 first")
+    after = sampler.inputs_after_last_call[0]
+    expect(unchanged([case.noise, case.context, case.mask, case.null_context, case.null_mask], after[1:6]),
+           "euler_cfg_sample changed its inputs in place (x -= ..., or an in-place op on the noise): "
+           "update a new tensor, x = x - dt * v")
+
+
+@check("euler_cfg_sample: what it makes follows its inputs' device (as on a GPU)", points=0.5)
+def test_follows_the_device(sampler, sample):
+    # torch.full((B,), t) without a device is a CPU tensor that a model on a GPU refuses. Where no GPU is,
+    # PyTorch's meta device stands in for one: the model proxy refuses such tensors as a GPU model would.
+    case = Case(7, timed=True)
+    expect(close(sample(case, 2.0), case.expected(2.0), rtol=1e-4, atol=1e-4),
+           "this check needs a correct result on the CPU first")
+    meta = [MetaTensor((BATCH, *IMAGE)), MetaTensor((BATCH, TOKENS, WIDTH)), MetaTensor((BATCH, TOKENS), "bool"),
+            MetaTensor((BATCH, TOKENS, WIDTH)), MetaTensor((BATCH, TOKENS), "bool")]
+    try:
+        result = sampler(ModelHandle(), *meta, 3, 2.0)
+    except StudentError as error:
+        first = str(error).strip().splitlines()[-1][:240]
+        expect(False, f"with its inputs on a GPU, euler_cfg_sample would fail: a tensor it makes stays on the CPU "
+                      f"(create t with device=x.device) [{first}]")
+    expect(isinstance(result, MetaTensor) and result.shape == (BATCH, *IMAGE),
+           "with its inputs on a GPU, euler_cfg_sample's result should stay on that device")
+
+
+@check("euler_cfg_sample: w = 0 follows the null text alone and w = 1 the prompt alone", points=1)
 def test_identities(sample):
     case = Case(2, timed=False)
     for cfg_scale, which in ((0.0, "the null text alone"), (1.0, "the prompt alone")):
@@ -153,6 +189,7 @@ def test_values(sample):
     case = Case(5, timed=True)
     images = sample(case, 7.5)
     if close(images, case.expected(7.5), rtol=1e-4, atol=1e-4):
+        same_dtype(images, case.noise.dtype, "the result")
         return
     if close(images, case.expected(7.5, times=[k / STEPS for k in range(STEPS)]), rtol=1e-4, atol=1e-4) or close(
             images, case.expected(7.5, times=[(k + 1) / STEPS for k in range(STEPS)]), rtol=1e-4, atol=1e-4):

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from autograder.grading.expectations import close, expect, tensor_pair, unchanged
+from autograder.grading.expectations import close, expect, same_dtype, tensor_pair, unchanged
 from text_to_image.reference import flow_matching_pair as reference
 
 check = pytest.mark.check
@@ -58,6 +58,7 @@ def test_interpolation(pair):
         expected, _ = reference(x0.double(), noise.double(), t.double())
         if not close(x_t, expected):
             expect(False, interpolation_slip(x_t, x0, noise, t) + f" (images of shape {shape[1:]})")
+        same_dtype(x_t, x0.dtype, "x_t")
 
 
 @check("flow_matching_pair: the target velocity is noise - x0", points=1)
@@ -70,3 +71,4 @@ def test_target(pair):
                                      "the path is noise - x0")
     expect(close(target, noise.double() - x0.double()), "the target should be the velocity noise - x0 "
                                                           "(the same for every t)")
+    same_dtype(target, x0.dtype, "the target")

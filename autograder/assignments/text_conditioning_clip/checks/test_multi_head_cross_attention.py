@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from autograder.grading.expectations import close, expect, tensor_pair
+from autograder.grading.expectations import close, expect, same_dtype, tensor_pair
 from text_to_image.reference import multi_head_cross_attention as reference
 
 from autograder.assignments.text_conditioning_clip.checks.layers import cross_attention_layer, padding_mask, tensor
@@ -113,6 +113,7 @@ def test_weights(attend):
         _, expected = reference(layer, x.double(), context.double())
         if not close(weights, expected, rtol=1e-4, atol=1e-5):
             expect(False, slip_in_weights(weights, layer, x, context))
+        same_dtype(weights, x.dtype, "the weights")
 
 
 @check("multi_head_cross_attention: output is out_proj of the heads' weighted values, merged back", points=2)
@@ -122,6 +123,7 @@ def test_output(attend):
         output, weights = attend(layer, x, context)
         expected, expected_weights = reference(layer, x.double(), context.double())
         if close(output, expected, rtol=1e-4, atol=1e-5):
+            same_dtype(output, x.dtype, "the output")
             continue
         expect(close(weights, expected_weights, rtol=1e-4, atol=1e-5),
                "the output is wrong because the weights are (see the weights check)")

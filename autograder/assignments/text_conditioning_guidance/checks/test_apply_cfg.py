@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from autograder.grading.expectations import as_tensor, close, expect, unchanged
+from autograder.grading.expectations import as_tensor, close, expect, same_dtype, unchanged
 
 check = pytest.mark.check
 
@@ -78,6 +78,7 @@ def test_dtypes(apply_cfg):
         uncond, cond = predictions(6, shape=(3, 5), dtype=dtype)
         result = guided(apply_cfg, uncond, cond, 3.0)
         expect(tuple(result.shape) == (3, 5), f"for {dtype} inputs of shape (3, 5) the result has the wrong shape")
+        same_dtype(result, dtype, "the result")
         expect(close(result, expected(uncond, cond, 3.0), rtol=tolerance, atol=tolerance),
                f"for {str(dtype).removeprefix('torch.')} inputs the result is wrong")
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from autograder.grading.expectations import CheckFailed, close, describe, expect, tensor_pair, unchanged
+from autograder.grading.expectations import CheckFailed, close, describe, expect, same_dtype, tensor_pair, unchanged
 from autograder.sandbox.values import Linear
 
 check = pytest.mark.check
@@ -59,7 +59,9 @@ def cross_attention(student):
 
 @check("cross_attention: returns (output, attention weights) as two tensors", points=1)
 def test_returns_pair(cross_attention):
-    run(cross_attention, make_case(1, **LESSON))
+    output, weights = run(cross_attention, make_case(1, **LESSON))
+    same_dtype(output, torch.float32, "the output")
+    same_dtype(weights, torch.float32, "the weights")
 
 
 @check("cross_attention: weights have shape (queries, text tokens) for any sizes", points=1, visible=True)

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from autograder.grading.expectations import describe, expect
+from autograder.grading.expectations import describe, expect, unchanged
 
 check = pytest.mark.check
 
@@ -59,7 +59,16 @@ def test_one_float_per_scale(guidance_norms, case):
            f"each norm should be a Python float (use .norm().item()), but the list holds {', '.join(sorted(kinds))}")
 
 
-@check("guidance_norms: each value is the L2 norm of apply_cfg at that scale, in order", points=2)
+@check("guidance_norms: leaves its inputs unmodified", points=0.5)
+def test_inputs_unmodified(guidance_norms, case):
+    uncond, cond, _ = case
+    norms_of(guidance_norms, uncond, cond, SCALES)
+    (uncond_after, cond_after, scales_after), _ = guidance_norms.inputs_after_last_call
+    expect(unchanged(uncond, uncond_after) and unchanged(cond, cond_after) and list(scales_after) == SCALES,
+           "guidance_norms changed its inputs in place (e.g. noise_cond -= noise_uncond): compute new tensors")
+
+
+@check("guidance_norms: each value is the L2 norm of apply_cfg at that scale, in order", points=1.5)
 def test_norm_values(guidance_norms, case):
     uncond, cond, expected = case
     norms = norms_of(guidance_norms, uncond, cond, SCALES)
