@@ -38,6 +38,9 @@ class Assignment:
     # Whether its checks run Exercise 4's text-to-image pipeline: the grade command then loads one for all
     # its workers (pipeline_server.py).
     uses_pipeline: bool = False
+    # Whether its checks also run functions on PyTorch's meta device (a GPU's stand-in): the sandbox then
+    # loads those kernels once (a second) instead of in every function's process.
+    device_checks: bool = False
 
     @property
     def skipped_on_push(self) -> tuple[str, ...]:
@@ -94,6 +97,7 @@ ASSIGNMENTS: dict[str, Assignment] = {a.name: a for a in (
         visible_tests={"test_multi_head_cross_attention": 3, "test_flow_matching_pair": 1, "test_drop_text": 2,
                        "test_euler_cfg_sample": 3},
         ships_library=True,
+        device_checks=True,
         # Its visible tests need the text encoder (the stand-in, offline) and the demo layer; not training.
         push_skips=("train", "loss_plot", "sample_classes", "sample_scales", "sample_unseen"),
     ),

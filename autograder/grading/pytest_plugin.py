@@ -96,7 +96,7 @@ class Submission:
 
     def __init__(self, path: Path, assignment: assignments.Assignment, mode: str, limits: Limits = Limits()):
         self.path, self.assignment, self.mode, self.limits = path, assignment, sandbox_mode(mode), limits
-        self.sandbox = shared_sandbox(self.mode, limits)
+        self.sandbox = shared_sandbox(self.mode, limits, assignment.device_checks)
         self.sandbox.reset()   # nothing of the previous submission may still be there
         self.error = None
         self._functions: dict[tuple, StudentFunction] = {}

@@ -62,8 +62,9 @@ class Sandbox:
     """The sandbox itself: one bubblewrap namespace holding a zygote (zygote.py) that has imported torch
     and forks a child per graded function. One per grading process, reset between submissions."""
 
-    def __init__(self, mode: str = "auto", limits: Limits = Limits()):
+    def __init__(self, mode: str = "auto", limits: Limits = Limits(), warm_meta: bool = False):
         self.mode, self.limits = sandbox_mode(mode), limits
+        self.warm_meta = warm_meta   # load PyTorch's meta kernels once, for checks that use that device
         self.process = None
         self.user = None   # uid mode: the ClaimedUid of this sandbox
         self.dirty = False   # a child ran since the last reset
@@ -213,7 +214,8 @@ class Sandbox:
                 "PATH": "/usr/bin:/bin", "HOME": home,
                 "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                 "PYTHONDONTWRITEBYTECODE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-                "MPLBACKEND": "Agg", "TQDM_DISABLE": "1", "DIFFUSERS_VERBOSITY": "error"}
+                "MPLBACKEND": "Agg", "TQDM_DISABLE": "1", "DIFFUSERS_VERBOSITY": "error",
+                **({"AUTOGRADER_WARM_META": "1"} if self.warm_meta else {})}
 
     def _in_child(self):
         os.setsid()
@@ -225,8 +227,8 @@ class Sandbox:
 
 
 @functools.cache
-def shared_sandbox(mode: str, limits: Limits) -> Sandbox:
+def shared_sandbox(mode: str, limits: Limits, warm_meta: bool = False) -> Sandbox:
     """The grading process's sandbox for these settings, kept across submissions (and reset between them)."""
-    sandbox = Sandbox(mode, limits)
+    sandbox = Sandbox(mode, limits, warm_meta)
     atexit.register(sandbox.close)
     return sandbox

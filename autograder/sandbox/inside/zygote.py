@@ -62,6 +62,9 @@ def preload():
         x = torch.randn(3, 4)
         scores = torch.nn.Linear(4, 4, bias=False)(x) @ x.T / 2.0
         torch.allclose(torch.softmax(scores, dim=-1) @ x, x)
+        if os.environ.get("AUTOGRADER_WARM_META"):   # device checks: the meta device's first use costs a second
+            meta = torch.empty(2, 2, device="meta")
+            torch.cat([torch.where(torch.empty(2, 1, dtype=torch.bool, device="meta"), meta, meta) - meta, meta])
     torch.manual_seed(seed)   # the run starts from the generator state a fresh Python has
     import matplotlib
     matplotlib.use("Agg")
