@@ -5,7 +5,7 @@ assignment is given, or inferred from the notebook's file name. Each check is a 
 `@pytest.mark.check("function: what it checks", points=N)`. The
 `student` fixture gives callables that run the submission's functions in the sandbox; every
 assertion runs here, in the trusted process. With `--results-json` the outcome of every check is
-written as JSON for the report step (autograder.report).
+written as JSON for the report step (autograder.reports.report).
 """
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ The grade command starts one worker per parallel slot and feeds it notebooks ove
 line each; one JSON line back). Keeping the worker alive means torch, diffusers and Exercise 4's
 pipeline (and its reference images) are loaded once per worker, not once per submission. Student
 code still never runs here: each graded function runs in its own child of the worker's sandbox
-(sandbox.py), which is wiped between submissions.
+(sandbox/zygote_host.py), which is wiped between submissions.
 """
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ class GradingWorker:
         self.log_path = log_path
         self.threads = threads   # the CPU share of this worker: oversubscribed OpenMP pools spin for minutes
         self.cpu_share_file = cpu_share_file   # where the grade command raises that share at the end (cpu_share.py)
-        self.pipeline_server = pipeline_server or {}   # how to reach the run's pipeline (pipeline_server.py)
+        self.pipeline_server = pipeline_server or {}   # how to reach the run's pipeline (pipeline/server.py)
         self.process = None
 
     def _start(self):

@@ -45,7 +45,7 @@ def load(spec: PipelineSpec):
 
 def load_for_grading(spec: PipelineSpec, require_gpu: bool = False) -> tuple[object, PipelineSpec]:
     """The pipeline Exercise 4 is graded with, and its spec: `spec` where it can run, else the grader's own
-    small CPU pipeline (sd_stand_in.py), so that the sweep's contract is graded on every platform."""
+    small CPU pipeline (stand_in.py), so that the sweep's contract is graded on every platform."""
     try:
         return load(spec), spec
     except PipelineUnavailable as reason:

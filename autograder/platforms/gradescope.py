@@ -4,7 +4,7 @@ The zip holds setup.sh and run_autograder at its root; Gradescope unpacks it int
 runs setup.sh once when it builds the image (Ubuntu 22.04, as root, in Docker), then run_autograder
 for each submission in /autograder/submission, which must leave /autograder/results/results.json.
 Docker there usually forbids the namespaces bubblewrap needs, so student code runs in the sandbox's
-namespace-free mode (a user of its own, a syscall filter, limits): see sandbox.py.
+namespace-free mode (a user of its own, a syscall filter, limits): see autograder/sandbox/.
 """
 from __future__ import annotations
 

@@ -1,3 +1,4 @@
-"""The wall: the host side that starts, confines and talks to the sandbox (host.py, cgroups, uid confinement,
-CPU share); inside/ holds exactly the files mounted into it. Imported by grading and the CLI, never by inside/.
+"""The wall. Host side: start and talk to the sandbox (zygote_host, student_process, values), confine it
+(modes, bwrap, uid_confinement, private_files, cgroups, limits, cpu_share). inside/ holds exactly the files
+mounted into it. Imported by grading/ and the CLI; nothing in inside/ imports the host.
 """

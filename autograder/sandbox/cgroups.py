@@ -5,7 +5,7 @@ hierarchy, Ubuntu 22.04 and later, GitHub's runners): one cgroup per sandbox und
 cgroup, or under AUTOGRADER_CGROUP2_PARENT (a cgroup delegated to the grader, e.g. by
 `systemd-run -p Delegate=yes`); its `pids.max` and `memory.max` exist only where those controllers are
 enabled for it, which v2 allows only below a cgroup without processes of its own. Where neither
-gives limits, sandbox.py falls back on RLIMIT_NPROC (uid mode) and each child's RLIMIT_AS.
+gives limits, zygote_host.py falls back on RLIMIT_NPROC (uid mode) and each child's RLIMIT_AS.
 """
 from __future__ import annotations
 

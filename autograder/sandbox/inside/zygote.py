@@ -32,7 +32,7 @@ PR_SET_DUMPABLE = 4
 IPC_RMID = 0
 LIBC = ctypes.CDLL(None, use_errno=True)
 SCRATCH = [path for path in os.environ.get("AUTOGRADER_SCRATCH", "").split(os.pathsep) if path]
-# Without namespaces (sandbox.py's "uid" mode) the zygote stays root and each child becomes this user.
+# Without namespaces (zygote_host.py's "uid" mode) the zygote stays root and each child becomes this user.
 SANDBOX_UID = int(os.environ.get("AUTOGRADER_SANDBOX_UID") or -1)
 
 
