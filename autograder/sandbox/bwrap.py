@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from autograder.assignments import HERE as ASSIGNMENTS_DIR
+from autograder.assignments import ASSIGNMENTS_DIR
 from autograder.release import student_library
 from autograder.sandbox.limits import Limits
 

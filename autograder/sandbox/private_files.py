@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from autograder.assignments import COURSE_ROOT, HERE as ASSIGNMENTS_DIR
+from autograder.assignments import ASSIGNMENTS_DIR, COURSE_ROOT
 from autograder.release import student_library
 from autograder.sandbox.bwrap import python_roots
 
