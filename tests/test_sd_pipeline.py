@@ -92,7 +92,7 @@ def test_the_notebooks_recording_pipeline_refuses_what_the_grader_refuses(argume
     import nbformat
     import torch
 
-    from autograder.sandbox.inside import student_runner
+    from autograder.sandbox.inside import proxies
     from tests.submissions import RELEASE_NOTEBOOK
 
     cell = next(c for c in nbformat.read(RELEASE_NOTEBOOK, as_version=4).cells
@@ -110,10 +110,10 @@ def test_the_notebooks_recording_pipeline_refuses_what_the_grader_refuses(argume
     def sent(*_):
         raise _Accepted
 
-    monkeypatch.setattr(student_runner.wire, "write_frame", sent)
-    monkeypatch.setitem(student_runner.CHANNEL, "replies", None)
+    monkeypatch.setattr(proxies.wire, "write_frame", sent)
+    monkeypatch.setitem(proxies.CHANNEL, "replies", None)
     try:
-        student_runner.GradingPipeline(512, 512)(**call)
+        proxies.GradingPipeline(512, 512)(**call)
     except _Accepted:
         hidden = None
     except (ValueError, TypeError) as error:

@@ -110,7 +110,7 @@ class StudentImage:
 
 
 def trusted_function_handler(function):
-    """The grader's side of student_runner.grader_function: calls `function` with the arguments sent."""
+    """The grader's side of proxies.grader_function: calls `function` with the arguments sent."""
 
     def handle(request: dict, arrays: dict[str, np.ndarray]) -> tuple[dict, dict[str, np.ndarray]]:
         args = wire.decode(request["args"], arrays, from_array=rebuild)
