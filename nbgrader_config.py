@@ -1,5 +1,16 @@
-"""nbgrader configuration: exercises/ is the source, release/ the student version, solutions/ the solved one."""
+"""nbgrader configuration for this course (copy it into a course folder of your own and adjust).
+
+exercises/ is the source, release/ the student version, solutions/ the solved one, submitted/ what
+`nbgrader collect` gathers. `nbgrader generate_assignment` puts the student library and a
+requirements file beside a notebook that imports it. `nbgrader autograde` and formgrader's Autograde button grade through the
+sandbox (autograder/platforms/nbgrader_autograde.py): student code never runs in nbgrader's own
+kernel, and the hidden-check slots get the checks' scores, never zeros. Hand-graded scores keep their
+review across regrades. See docs/platforms.md.
+"""
 import os
+
+from autograder.platforms.nbgrader_autograde import grade_through_the_sandbox
+from autograder.release.nbgrader_release import ship_with_every_release
 
 c = get_config()  # noqa: F821 (provided by nbgrader)
 
@@ -20,3 +31,10 @@ c.ExecutePreprocessor.timeout = 1800
 
 # No execution timestamps in solutions/: regenerating an unchanged assignment changes no file.
 c.Execute.record_timing = False
+
+# Results go to graded/ (the folder `nbgrader-sync --graded` reads); options of `python -m autograder grade`
+# for every autograde, e.g. ["--sd-device", "cuda", "--require-gpu"] on a GPU machine.
+grade_through_the_sandbox(c, graded_dir="graded", grade_options=[])
+
+# Lesson 2's release folder gets the text_to_image wheel and the students' requirements.txt.
+ship_with_every_release(c)

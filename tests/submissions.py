@@ -68,6 +68,7 @@ class Variant:
     extra_cells: list[str] = field(default_factory=list)  # appended code cells
     before: dict[str, list[str]] = field(default_factory=dict)   # grade_id -> code cells inserted just before it
     after: dict[str, list[str]] = field(default_factory=dict)    # grade_id -> code cells inserted just after it
+    locked: dict[str, str] = field(default_factory=dict)          # grade_id of a locked cell -> what the student made it
     strip_metadata: bool = False
     reverse_cells: bool = False
     raw_bytes: bytes | None = None                        # not a notebook at all
@@ -690,6 +691,8 @@ def build(variant: Variant, path: Path, release: Path = RELEASE_NOTEBOOK) -> Pat
         replacement = getattr(variant, grade_id)
         if replacement is not None:
             _source_cell(notebook, grade_id).source = replacement.strip("\n") + "\n"
+    for grade_id, source in variant.locked.items():
+        _source_cell(notebook, grade_id).source = source
     for grade_id, sources in variant.before.items():
         at = notebook.cells.index(_source_cell(notebook, grade_id))
         notebook.cells[at:at] = [nbformat.v4.new_code_cell(source) for source in sources]
@@ -711,6 +714,12 @@ def write_corpus(folder: Path, variants: dict) -> dict[str, Path]:
     return {name: build(entry[0] if isinstance(entry, tuple) else entry, folder / name / f"{ASSIGNMENT}.ipynb")
             for name, entry in variants.items()}
 
+
+# Locked cells a student changed: every grading path runs the release's own instead, so these earn full marks.
+TAMPERED = {
+    "emptied_setup": variant_with(locked={"setup": "# nothing to set up\n"}),
+    "setup_fakes_torch": variant_with(locked={"setup": "import types\ntorch = types.SimpleNamespace(__version__='0')\n"}),
+}
 
 SAMPLES_DIR = ROOT / "samples" / "submitted"
 # The small class shipped in samples/ for the README's main command, in nbgrader's

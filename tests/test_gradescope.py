@@ -15,7 +15,8 @@ import pytest
 
 from autograder.reports import report
 from autograder.platforms.gradescope import FeedbackLimit, results
-from tests.submissions import ASSIGNMENT, HOSTILE, ROOT, build, leaks_into_its_error, variant_with
+from tests.submissions import (ASSIGNMENT, HOSTILE, MISTAKES, ROOT, TAMPERED, build, leaks_into_its_error,
+                               variant_with)
 
 GRADER_ONLY = ("jupyterlab", "notebook", "nbgrader", "nbclient", "ipykernel")
 
@@ -36,7 +37,8 @@ def autograder_root(tmp_path_factory):
     for name in ("setup.sh", "run_autograder"):
         (root / "source" / name).chmod(0o755)
     env = {**os.environ, "AUTOGRADER_SKIP_APT": "1", "AUTOGRADER_SOURCE": str(root / "source"),
-           "AUTOGRADER_VENV": str(root / "venv"), "AUTOGRADER_TORCH_INDEX": ""}
+           "AUTOGRADER_VENV": str(root / "venv"), "AUTOGRADER_TORCH_INDEX": "",
+           "AUTOGRADER_PIP_NO_CACHE": ""}   # this machine's pip cache: the same wheels, fetched once
     setup = subprocess.run(["bash", str(root / "source" / "setup.sh")], capture_output=True, text=True, env=env,
                            timeout=1800)
     yield {"root": root, "names": names, "setup": setup}
@@ -63,8 +65,10 @@ def run_autograder(root: Path, upload: dict, metadata: dict | None = None, no_na
 def test_the_zip_holds_the_grader_and_nothing_of_the_course(autograder_root):
     names = set(autograder_root["names"])
     checks = f"autograder/assignments/{ASSIGNMENT}/checks/test_apply_cfg.py"
-    assert {"setup.sh", "run_autograder", "requirements-grader.lock", checks, "text_to_image/__init__.py"} <= names
-    assert not [n for n in names if n.startswith(("solutions/", "exercises/", "tests/", "release/"))]
+    released = f"release/{ASSIGNMENT}/{ASSIGNMENT}.ipynb"   # its locked cells replace the submission's
+    assert {"setup.sh", "run_autograder", "requirements-grader.lock", checks, "text_to_image/__init__.py",
+            released} <= names
+    assert not [n for n in names if n.startswith(("solutions/", "exercises/", "tests/", "release/")) and n != released]
     setup = (autograder_root["root"] / "source" / "setup.sh").read_text()
     assert "ppa" not in setup and "apt-get install" in setup and "python3.11" in setup
 
@@ -98,6 +102,31 @@ def test_a_nested_upload_is_graded_by_its_expected_name(autograder_root, no_name
                                      no_namespaces=no_namespaces))
     assert ("Permission denied" if no_namespaces else "No such file") in leak   # tried, and refused
     assert secret.read_text().splitlines()[0][:40] not in leak
+
+
+def per_check(results: dict) -> dict:
+    return {t["name"]: (t["score"], t["max_score"], t.get("status")) for t in results["tests"]}
+
+
+@pytest.mark.slow
+def test_the_bundle_grades_exactly_as_the_local_grader_tampered_locked_cells_included(autograder_root, tmp_path,
+                                                                                       others_can_run_python):
+    uploads = {"full": variant_with(), "common_mistake": MISTAKES["cfg_common_mistake"][0], **TAMPERED,
+               "stub": HOSTILE["untouched_stubs"][0]}
+    for student, variant in uploads.items():
+        build(variant, tmp_path / "class" / student / f"{ASSIGNMENT}.ipynb")
+    local = subprocess.run([sys.executable, "-m", "autograder", "grade", str(tmp_path / "class"), "--out",
+                            str(tmp_path / "out"), "--assignment", ASSIGNMENT, "--workers", "2", "--quiet"],
+                           capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert local.returncode == 0, local.stderr[-3000:]
+    here = {student: per_check(json.loads((tmp_path / "out" / ASSIGNMENT / student / "results.json").read_text()))
+            for student in uploads}
+    assert here["stub"] != here["common_mistake"] != here["full"]
+    for student in ("common_mistake", *TAMPERED):   # each Gradescope run costs ~10 s: the ones that can differ
+        there = run_autograder(autograder_root["root"], {f"{ASSIGNMENT}.ipynb": uploads[student]}, no_namespaces=True)
+        assert per_check(there) == here[student], student
+    for student in TAMPERED:   # the release's set-up cell ran, not the student's
+        assert here[student] == here["full"], student
 
 
 def test_feedback_is_rate_limited_from_the_submission_metadata(autograder_root):
@@ -135,6 +164,21 @@ def test_hidden_checks_follow_the_course_visibility(visibility):
 
 
 @pytest.mark.quick
+@pytest.mark.quick
+@pytest.mark.parametrize("visibility", ["visible", "after_due_date"])
+def test_every_feedback_format_follows_the_visibility(visibility):
+    from autograder.platforms.nbgrader_slots import slot_outputs
+
+    graded = outcome(("w=0", 1.0, "passed", True), ("secret scale", 0.0, "failed", False))
+    feedback = report.feedback_markdown("ada", graded, visibility).replace("\\", "")   # Markdown escapes
+    slot = "".join(o.get("text", "") for o in slot_outputs(graded, "apply_cfg", visibility))
+    for shown in (feedback, slot):
+        assert "apply_cfg: w=0" in shown
+        assert ("apply_cfg: secret scale" in shown) == (visibility == "visible")
+        assert ("further checks" in shown) == (visibility != "visible")
+    assert "Score: 1 / 2" in feedback   # the score is the same whatever is shown
+
+
 def test_a_feedback_limit_counts_only_its_window_as_of_the_submission_time(tmp_path):
     limit = FeedbackLimit("3/24h")
     metadata = {"created_at": "2026-11-20T12:00:00+00:00", "previous_submissions": [

@@ -187,6 +187,7 @@ def test_ctrl_c_stops_at_once_leaves_nothing_behind_and_the_next_run_resumes(tmp
     assert process.returncode == 130 and "interrupted: 1 of 2 submissions graded" in stderr
     assert "Traceback" not in stderr and not (out / ASSIGNMENT / "b" / "outcome.json").exists()
     assert list(scratch.iterdir()) == []   # no worker or sandbox folder left
+    build(HOSTILE["untouched_stubs"][0], tmp_path / "in" / "b" / NOTEBOOK)   # b resubmits (quick to grade)
     again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert again.returncode == 0 and "keeping 1 results from an earlier run" in again.stderr
     assert results({"out": out / ASSIGNMENT}, "a")["score"] == FULL and results({"out": out / ASSIGNMENT}, "b")["score"] == 0

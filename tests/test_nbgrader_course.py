@@ -66,9 +66,11 @@ def rows(path):
 @pytest.fixture(scope="module")
 def course(tmp_path_factory, tiny_pipeline_dir):
     root = tmp_path_factory.mktemp("course")
-    (root / "nbgrader_config.py").write_text('c = get_config()\nc.CourseDirectory.course_id = "t2i"\n')
+    # The course's own configuration as shipped, with this course's id and grading options added.
+    (root / "nbgrader_config.py").write_text((ROOT / "nbgrader_config.py").read_text() + (
+        f'\nc.CourseDirectory.course_id = "t2i"\nc.SandboxedAutograde.grade_options = {grade_options(tiny_pipeline_dir)!r}\n'))
     for assignment in ASSIGNMENTS:
-        shutil.copytree(ROOT / "exercises" / assignment, root / "source" / assignment)
+        shutil.copytree(ROOT / "exercises" / assignment, root / "exercises" / assignment)
         nbgrader(root, "generate_assignment", assignment, "--force")
     for student in STUDENTS:
         nbgrader(root, "db", "student", "add", student, f"--last-name={student.title()}")
@@ -96,6 +98,16 @@ def course(tmp_path_factory, tiny_pipeline_dir):
         assert sync.returncode == 0, sync.stdout[-3000:] + sync.stderr[-3000:]
     nbgrader(root, "export", "--to", str(root / "export.csv"))
     return {"root": root, "graded": graded, "run": run, "syncs": syncs}
+
+
+def test_nbgraders_own_release_of_lesson_2_carries_the_library_students_need(course):
+    released = course["root"] / "release" / CLIP_ASSIGNMENT
+    ours = ROOT / "release" / CLIP_ASSIGNMENT
+    shipped = sorted(p.name for p in released.iterdir() if p.suffix in (".whl", ".txt"))
+    assert shipped == sorted(p.name for p in ours.iterdir() if p.suffix in (".whl", ".txt")) and len(shipped) == 2
+    for name in shipped:   # the very files the grader's own release holds
+        assert (released / name).read_bytes() == (ours / name).read_bytes(), name
+    assert not list((course["root"] / "release" / GUIDANCE).glob("*.whl"))
 
 
 def test_every_row_has_its_student_and_assignment(course):
@@ -169,6 +181,80 @@ def test_formgrader_lists_the_submissions_as_autograded(course):
     submissions = {s["student"]: s for s in api.get_submissions(CLIP_ASSIGNMENT)}
     assert submissions["ada"]["autograded"] and submissions["ada"]["score"] == ASSIGNMENTS[CLIP_ASSIGNMENT].points
     assert not submissions["ada"]["needs_manual_grade"]   # Lesson 2 has no hand-graded answers
+
+
+def gradebook_grades(course, assignment, student) -> dict:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course['root'] / 'gradebook.db'}", "t2i") as gradebook:
+        notebook = gradebook.find_submission_notebook(assignment, assignment, student)
+        return {g.name: (g.score, g.manual_score, g.needs_manual_grade) for g in notebook.grades}
+
+
+def review(course, student, grade_id, score):
+    """What saving a score in formgrader does."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course['root'] / 'gradebook.db'}", "t2i") as gradebook:
+        grade = gradebook.find_grade(grade_id, GUIDANCE, GUIDANCE, student)
+        grade.manual_score, grade.needs_manual_grade = score, False
+        gradebook.db.commit()
+
+
+def test_nbgraders_own_autograde_grades_in_the_sandbox_and_keeps_reviews(course):
+    from nbgrader.apps.api import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config.loader import PyFileConfigLoader
+
+    root, graded = course["root"], course["graded"]
+    review(course, "ada", "answer_cfg_predictions", 1)
+    # The command line, then formgrader's Autograde button (nbgrader's API with the course's configuration).
+    nbgrader(root, "autograde", GUIDANCE, "--student", "ada", "--force")
+    config = PyFileConfigLoader("nbgrader_config.py", str(root)).load_config()
+    api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
+    assert api.autograde(GUIDANCE, "ben", force=True)["success"]
+    ada, ben = gradebook_grades(course, GUIDANCE, "ada"), gradebook_grades(course, GUIDANCE, "ben")
+    functions = ASSIGNMENTS[GUIDANCE].functions
+    assert {f: ada[f"hidden_{f}"][0] for f in functions} == functions   # the checks' scores, not nbgrader's zeros
+    ours = rows(graded / GUIDANCE / "grades.csv")["ben"]
+    apply_cfg = sum(float(v) for k, v in ours.items() if k.startswith("apply_cfg:"))
+    assert ben["hidden_apply_cfg"][0] == apply_cfg < functions["apply_cfg"]
+    assert ada["answer_cfg_predictions"] == (1, 1, False)   # the review stands
+    # No student code ran in nbgrader's kernel: nothing but the slots carries an output.
+    autograded = json.loads((root / "autograded" / "ben" / GUIDANCE / f"{GUIDANCE}.ipynb").read_text())
+    with_outputs = {c["metadata"].get("nbgrader", {}).get("grade_id") for c in autograded["cells"]
+                    if c["cell_type"] == "code" and c["outputs"]}
+    assert with_outputs == {f"hidden_{f}" for f in functions}
+    # Re-syncing keeps the review too; a grading run that fails fails nbgrader's autograde, zeroing nothing.
+    sync = autograder("nbgrader-sync", GUIDANCE, "--graded", str(graded), "--course-dir", str(root), "--student",
+                      "ada", "--hidden-visibility", "after_due_date")
+    assert sync.returncode == 0, sync.stderr[-2000:]
+    assert gradebook_grades(course, GUIDANCE, "ada") == ada
+    # ... and before the due date its feedback details only what the notebook's own tests ask.
+    autograded = json.loads((root / "autograded" / "ada" / GUIDANCE / f"{GUIDANCE}.ipynb").read_text())
+    slots = "".join("".join(o.get("text", "")) for c in autograded["cells"] for o in c.get("outputs", []))
+    assert "apply_cfg: w=1 returns the conditional prediction" in slots           # asked by a visible test
+    assert "apply_cfg: the formula holds at w = 7.5 and w = 15" not in slots      # hidden until the due date
+    assert "further checks are shown after the due date" in slots
+    broken = nbgrader(root, "autograde", GUIDANCE, "--student", "ada", "--force",
+                      "--SandboxedAutograde.grade_options=['--workers', '0']", check=False)
+    assert "in the sandbox failed" in broken.stdout + broken.stderr
+    assert gradebook_grades(course, GUIDANCE, "ada") == ada
+
+
+def test_the_sync_refuses_grades_made_against_another_release(course):
+    released = course["root"] / "release" / GUIDANCE / f"{GUIDANCE}.ipynb"
+    original = released.read_text()
+    notebook = json.loads(original)
+    setup = next(c for c in notebook["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == "setup")
+    setup["source"] = "import torch  # the course changed its set-up after grading\n"
+    released.write_text(json.dumps(notebook))
+    try:
+        sync = autograder("nbgrader-sync", GUIDANCE, "--graded", str(course["graded"]), "--course-dir",
+                          str(course["root"]), "--student", "ada")
+    finally:
+        released.write_text(original)
+    assert sync.returncode == 2 and "locked cells differ" in sync.stdout, sync.stdout + sync.stderr
 
 
 def test_feedback_shows_the_hidden_check_results(course):

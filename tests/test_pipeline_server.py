@@ -104,3 +104,32 @@ def test_a_worker_with_a_server_grades_exercise_4_without_loading_diffusers(serv
     assert answer["returncode"] == 0, run.stdout[-3000:]
     assert sum(check["score"] for check in json.loads(results.read_text())["checks"]) == 30
     assert answer["loaded"] == ([] if served else ["diffusers", "transformers"])
+
+
+@pytest.mark.quick
+def test_pipeline_calls_take_turns_so_a_greedy_worker_cannot_starve_a_classmate():
+    import threading
+    import time
+
+    turns, order = sd_pipeline.TakingTurns(), []
+
+    def wait_until_queued(count):
+        deadline = time.monotonic() + 10
+        while len(turns._queue) < count and time.monotonic() < deadline:
+            time.sleep(0.001)
+
+    def call(name):
+        with turns:
+            order.append(name)
+
+    turns.__enter__()   # the greedy worker's call is running; two classmates ask in turn
+    waiting = []
+    for count, name in enumerate(("classmate 1", "classmate 2"), start=2):
+        waiting.append(threading.Thread(target=call, args=(name,)))
+        waiting[-1].start()
+        wait_until_queued(count)
+    turns.__exit__(None, None, None)
+    call("greedy again")   # asks again at once, as a loop of pipeline calls would
+    for thread in waiting:
+        thread.join(10)
+    assert order == ["classmate 1", "classmate 2", "greedy again"]

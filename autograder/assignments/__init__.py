@@ -13,7 +13,7 @@ import pkgutil
 from importlib import import_module
 from pathlib import Path
 
-from autograder.assignments.declaration import ASSIGNMENTS_DIR, COURSE_ROOT, Assignment
+from autograder.assignments.declaration import ASSIGNMENTS_DIR, COURSE_ROOT, Assignment  # noqa: F401 (re-exported)
 
 
 def _declared() -> dict[str, Assignment]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from autograder.cli import options
-from autograder.reports import report
 
 
 def run(args) -> int:
@@ -34,9 +33,8 @@ def register(commands) -> None:
                            help="the assignment this Gradescope autograder grades")
     bundle.add_argument("--out", default="autograder.zip", help="the zip to write (default autograder.zip)")
     options.add_course_dir(bundle, "requirements.lock")
-    bundle.add_argument("--hidden-visibility", choices=report.VISIBILITIES, default="after_due_date",
-                        help="when students see the checks beyond the notebook's own tests (default after_due_date: "
-                             "no answer oracle before the deadline)")
+    options.add_hidden_visibility(bundle, "after_due_date", "when students see the checks beyond the notebook's own "
+                                                            "tests (default after_due_date: no answer oracle before the deadline)")
     bundle.add_argument("--feedback-limit", metavar="N/Hh",
                         help="full feedback at most N times per H hours, e.g. 3/24h (from Gradescope's metadata)")
     bundle.set_defaults(run=run)

@@ -94,9 +94,11 @@ def run(args) -> int:
         if submission.notebook is None:
             report.write_submission_reports(submission.report_dir(out_dir), submission.student, {
                 "assignment": submission.assignment, "checks": [], "error": submission.problem,
-                "notes": submission.notes})
-        elif not args.force and earlier_outcome(submission.report_dir(out_dir), prints[submission.key]) is not None:
-            kept += 1
+                "notes": submission.notes}, args.hidden_visibility)
+        elif not args.force and (stored := earlier_outcome(submission.report_dir(out_dir), prints[submission.key])):
+            kept += 1   # its student's reports follow this run's visibility
+            report.write_submission_reports(submission.report_dir(out_dir), submission.student, stored,
+                                            args.hidden_visibility)
         else:
             pending.append(submission)
     if kept:
@@ -138,7 +140,8 @@ def run(args) -> int:
                     outcome = future.result()
                     outcome.update(fingerprint=prints[submission.key], assignment=submission.assignment,
                                    notes=submission.notes + outcome.get("notes", []))
-                    report.write_submission_reports(submission.report_dir(out_dir), submission.student, outcome)
+                    report.write_submission_reports(submission.report_dir(out_dir), submission.student, outcome,
+                                                    args.hidden_visibility)
                     if outcome.get("grader_failed"):
                         failed.append((submission, outcome))
                     unfinished, done = unfinished - 1, done + 1
@@ -208,6 +211,8 @@ def register(commands) -> None:
                        help="where Exercise 4's pipeline runs; with cuda and no GPU its checks are 'not run'")
     grade.add_argument("--force", action="store_true",
                        help="regrade everything; by default results already in DIR for unchanged submissions are kept")
+    options.add_hidden_visibility(grade, "visible", "which checks feedback.md and results.json detail: hidden, "
+                                                    "after_due_date or after_published detail only those the notebook's own tests ask")
     grade.add_argument("--keep-logs", action="store_true", help="keep each worker's pytest log in DIR")
     grade.add_argument("--quiet", action="store_true", help="no progress bar")
     grade.set_defaults(run=run)

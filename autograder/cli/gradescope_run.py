@@ -56,8 +56,7 @@ def register(commands) -> None:
     options.add_assignment(gradescope, "--assignment",
                                help="the assignment this autograder grades (default: from the notebook's name)")
     gradescope.add_argument("--metadata", help=f"Gradescope's submission metadata (for --feedback-limit; default {METADATA})")
-    gradescope.add_argument("--hidden-visibility", choices=report.VISIBILITIES, default="visible",
-                            help="Gradescope visibility of the checks beyond the notebook's own tests")
+    options.add_hidden_visibility(gradescope, "visible", "Gradescope visibility of the checks beyond the notebook's own tests")
     gradescope.add_argument("--feedback-limit", type=feedback_limit, metavar="N/Hh",
                             help="full feedback at most N times per H hours; later runs hide those checks")
     gradescope.add_argument("grade_options", nargs="*", help="extra options for grade, after --")

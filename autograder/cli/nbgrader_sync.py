@@ -16,7 +16,7 @@ def run(args) -> int:
                          "pass the course's folder as --course-dir")
     if not (graded / args.assignment).is_dir():
         raise SystemExit(f"error: {graded} holds no graded {args.assignment}: pass the --out folder of `grade`")
-    results = sync(course, args.assignment, graded, args.student or None)
+    results = sync(course, args.assignment, graded, args.student or None, args.hidden_visibility)
     for result in results:
         print(f"{'synced ' if result.ok else 'SKIPPED'} {result.student}"
               + (f": {result.message}" if result.message else ""))
@@ -36,4 +36,6 @@ def register(commands) -> None:
     sync.add_argument("--graded", required=True, metavar="DIR", help="the --out folder of `grade`")
     sync.add_argument("--course-dir", default=".", help="the nbgrader course folder (holding nbgrader_config.py)")
     sync.add_argument("--student", action="append", help="only this student (repeatable)")
+    options.add_hidden_visibility(sync, "visible", "which checks nbgrader's feedback details: hidden, after_due_date "
+                                                   "or after_published detail only those the notebook's own tests ask")
     sync.set_defaults(run=run)

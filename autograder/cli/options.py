@@ -19,6 +19,13 @@ def add_course_dir(parser: argparse.ArgumentParser, holding: str) -> None:
     parser.add_argument("--course-dir", default=str(COURSE_DIR), help=f"folder holding {holding}")
 
 
+def add_hidden_visibility(parser: argparse.ArgumentParser, default: str, help: str) -> None:
+    """When students see the checks beyond the notebook's own tests (Gradescope's visibilities)."""
+    from autograder.reports.report import VISIBILITIES
+
+    parser.add_argument("--hidden-visibility", choices=VISIBILITIES, default=default, help=help)
+
+
 def at_least(args: argparse.Namespace, **bounds: float) -> None:
     """Refuses with one line when a numeric option is below its bound."""
     for name, least in bounds.items():

@@ -10,7 +10,6 @@ written as JSON for the report step (autograder.reports.report).
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from autograder.sandbox.student_process import FunctionProcess, NotDefined, Note
 from autograder.sandbox.values import trusted_function_handler
 from autograder.sandbox.zygote_host import shared_sandbox
 from autograder.pipeline.sd_pipeline import PipelineSpec
-from autograder.intake.submission import SubmissionError, extract_student_code, locked_cells
+from autograder.intake.submission import SubmissionError, extract_student_code, locked_cells, release_digest
 
 RESULTS = pytest.StashKey[dict]()
 
@@ -103,8 +102,10 @@ class Submission:
         self._notebook: NotebookProcess | None = None
         self._runs = 0
         self.run_notes: list[dict] = []
+        provided = provided_cells(assignment)
+        self.release = release_digest(provided)
         try:
-            self.code = extract_student_code(path, provided_cells(assignment), assignment.definitions_only)
+            self.code = extract_student_code(path, provided, assignment.definitions_only)
         except SubmissionError as error:
             self.code, self.error = None, str(error)
         else:
@@ -170,14 +171,17 @@ class Submission:
 
 
 
+class ReleaseMissing(RuntimeError):
+    """The grader cannot restore the locked cells: the instructor's set-up, never the student's fault."""
+
+
 def provided_cells(assignment: assignments.Assignment) -> dict[str, str]:
-    """The release's locked cells, or none (with a word in the grader's log) where it is not installed."""
+    """The release's locked cells, which the grading run uses whatever the submission did to them."""
     try:
         return locked_cells(assignment.release_notebook)
     except (OSError, ValueError, KeyError) as error:
-        print(f"autograder: cannot read {assignment.release_notebook} ({error}); the submission's own copies "
-              "of the locked cells run instead", file=sys.stderr)
-        return {}
+        raise ReleaseMissing(f"the grader has no readable copy of the release, {assignment.release_notebook} "
+                             f"({error}): it cannot restore the locked cells, so it grades nothing") from None
 
 
 def wrong_assignment(code, assignment: assignments.Assignment) -> str | None:
@@ -242,7 +246,7 @@ def student(request):
     submission = Submission(Path(config.getoption("--submission")), submission_assignment(config),
                             config.getoption("--sandbox"), limits)
     config.stash[RESULTS].update(sandbox=submission.mode, submission=str(submission.path),
-                                 notebook_error=submission.error)
+                                 notebook_error=submission.error, release=submission.release)
     yield submission
     submission.close()
     config.stash[RESULTS]["skipped_cells"] = submission.notes()

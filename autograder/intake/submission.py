@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import errno
 import functools
+import hashlib
 import json
 import os
 import re
@@ -110,6 +111,11 @@ def locked_cells(release_notebook: Path) -> dict[str, str]:
         if cell["cell_type"] == "code" and nbgrader.get("locked") and nbgrader.get("grade_id"):
             found[nbgrader["grade_id"]] = "".join(cell["source"])
     return found
+
+
+def release_digest(locked: dict[str, str]) -> str:
+    """Names the release whose locked cells a grading run used: every path must report the same one."""
+    return hashlib.sha256(json.dumps(locked, sort_keys=True).encode()).hexdigest()[:16]
 
 
 _MAGIC_LINE = re.compile(r"^(\s*)(?:[!%]|\?)")                    # !ls, %time f(), ?obj

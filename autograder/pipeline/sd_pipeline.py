@@ -12,14 +12,14 @@ import math
 import os
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
 
 from autograder.pipeline import served
-from autograder.pipeline.spec import DEFAULT_MODEL, PipelineSpec, PipelineUnavailable  # noqa: F401 (the checks' names)
+from autograder.pipeline.spec import DEFAULT_MODEL, PipelineSpec, PipelineUnavailable, without_paths  # noqa: F401 (the checks' names)
 from autograder.sandbox import cpu_share
 
 MAX_STEPS = 100
@@ -34,7 +34,30 @@ load_seconds: dict[PipelineSpec, float] = {}
 # Only the pipeline server (server.py) has threads that share these: one loads a pipeline while the
 # others wait for it, and one call runs at a time, since a pipeline's scheduler keeps per-call state.
 _loading = threading.Lock()
-_running = threading.Lock()
+
+
+class TakingTurns:
+    """A lock granted in the order it was asked for. Each worker has at most one call waiting, so its
+    calls alternate with everyone else's: a student asking for many large images delays a classmate's
+    call by one of theirs at most, never by all of them (threading.Lock lets a releasing thread win again)."""
+
+    def __init__(self):
+        self._turns = threading.Condition()
+        self._queue: deque = deque()
+
+    def __enter__(self):
+        ticket = object()
+        with self._turns:
+            self._queue.append(ticket)
+            self._turns.wait_for(lambda: self._queue[0] is ticket)
+
+    def __exit__(self, *exc):
+        with self._turns:
+            self._queue.popleft()
+            self._turns.notify_all()
+
+
+_running = TakingTurns()
 
 
 def load(spec: PipelineSpec):
@@ -75,8 +98,8 @@ def _load(spec: PipelineSpec):
             safety_checker=None, requires_safety_checker=False)
     except Exception as error:  # offline with no cache, a wrong path: not the student's fault
         first_line = (str(error).splitlines() or [""])[0][:300]
-        raise PipelineUnavailable(f"cannot load the pipeline {spec.model!r} here ({type(error).__name__}: "
-                                  f"{first_line})") from None
+        raise PipelineUnavailable(f"cannot load the pipeline {spec.label!r} here ({type(error).__name__}: "
+                                  f"{without_paths(first_line)})") from None
     pipe.set_progress_bar_config(disable=True)
     _loaded[spec] = pipe.to(spec.device)
     load_seconds[spec] = time.perf_counter() - started

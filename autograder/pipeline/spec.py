@@ -2,9 +2,17 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 DEFAULT_MODEL = "nota-ai/bk-sdm-small"
+_PATH = re.compile(r"(?:/[^\s'\":/]+)+/([^\s'\":/]+)")
+
+
+def without_paths(text: str) -> str:
+    """`text` for a student's eyes: each absolute path cut to its last part (the grader's folders stay its own)."""
+    return _PATH.sub(r".../\1", text)
 
 
 class PipelineUnavailable(Exception):
@@ -15,6 +23,11 @@ class PipelineUnavailable(Exception):
 class PipelineSpec:
     model: str = DEFAULT_MODEL   # hub id or local folder
     device: str = "cuda"         # "cuda" for the real smoke test; "cpu" for a tiny pipeline in CI
+
+    @property
+    def label(self) -> str:
+        """The model as a student may read it: a hub id, or a local folder's name (never the grader's paths)."""
+        return Path(self.model).name if os.path.isabs(self.model) or os.path.isdir(self.model) else self.model
 
     @classmethod
     def from_environment(cls) -> "PipelineSpec":

@@ -33,11 +33,13 @@ fi
 python3.11 -m venv "$VENV"
 # torch's CPU wheels (PyPI's default for Linux pulls gigabytes of CUDA libraries Gradescope cannot use)
 TORCH_INDEX="${AUTOGRADER_TORCH_INDEX-https://download.pytorch.org/whl/cpu}"
-"$VENV/bin/pip" install --no-cache-dir -r "$SOURCE/requirements-grader.lock" \
+# No pip cache in the image (it would only make it bigger); a test of this script may reuse its machine's.
+NO_CACHE="${AUTOGRADER_PIP_NO_CACHE---no-cache-dir}"
+"$VENV/bin/pip" install $NO_CACHE -r "$SOURCE/requirements-grader.lock" \
   ${TORCH_INDEX:+--extra-index-url "$TORCH_INDEX"}
 # Editable on purpose: the hidden checks stay in $SOURCE, which student code can never read (the
 # sandbox makes them private to root); a regular install would copy them into the venv, which it reads.
-"$VENV/bin/pip" install --no-cache-dir --no-deps --no-build-isolation -e "$SOURCE"
+"$VENV/bin/pip" install $NO_CACHE --no-deps --no-build-isolation -e "$SOURCE"
 """
 
 RUN_AUTOGRADER = r"""#!/usr/bin/env bash
@@ -65,6 +67,9 @@ def bundle(out: Path, course_dir: Path, assignment: str, hidden_visibility: str 
             archive.writestr(info, text)
         for name in ("pyproject.toml", "requirements-grader.lock", "README.md"):
             archive.write(course_dir / name, name)
+        # The release's locked cells replace the submission's, as in every other grading path.
+        released = Path("release") / assignment / f"{assignment}.ipynb"
+        archive.write(course_dir / released, str(released))
         for path in sorted(PACKAGE_DIR.rglob("*.py")):
             archive.write(path, str(Path("autograder") / path.relative_to(PACKAGE_DIR)))
         for library in ("text_to_image",):   # the course library the notebooks import; the sandbox gets a copy

@@ -13,6 +13,9 @@ import tempfile
 from pathlib import Path
 
 import nbformat
+from nbgrader.converters import GenerateAssignment
+from nbgrader.coursedir import CourseDirectory
+from nbgrader.preprocessors import NbGraderPreprocessor
 
 from autograder import assignments
 from autograder.release import student_library
@@ -46,7 +49,6 @@ def release(course_dir: Path, assignments: list[str] | None = None, *, solutions
                 print(f"nbgrader {step[0]} {assignment}", flush=True)
                 subprocess.run(nbgrader + step, cwd=course_dir, env=env, check=True,
                                stdout=subprocess.DEVNULL)
-            ship_library(course_dir / "release" / assignment)
 
 
 def ship_library(folder: Path) -> None:
@@ -58,6 +60,25 @@ def ship_library(folder: Path) -> None:
         old.unlink()
     student_library.build_wheel(folder)
     (folder / "requirements.txt").write_text(student_library.requirements(LOCK))
+
+
+class ShipStudentLibrary(NbGraderPreprocessor):
+    """A step of nbgrader's generate_assignment: whatever runs it (our `release`, the instructor's own
+    nbgrader, formgrader), the released folder gets the library and requirements its notebook needs."""
+
+    def preprocess(self, nb, resources):
+        coursedir = CourseDirectory(config=self.config)
+        assignment = resources["nbgrader"]["assignment"]
+        folder = Path(coursedir.format_path(coursedir.release_directory, ".", assignment))
+        folder.mkdir(parents=True, exist_ok=True)
+        ship_library(folder)
+        return nb, resources
+
+
+def ship_with_every_release(c) -> None:
+    """For a course's nbgrader_config.py: generate_assignment ships the student library (ShipStudentLibrary)."""
+    c.GenerateAssignment.preprocessors = [*GenerateAssignment.class_traits()["preprocessors"].default(),
+                                          ShipStudentLibrary]
 
 
 def comparable(notebook) -> list:

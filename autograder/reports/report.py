@@ -92,11 +92,16 @@ def gradescope_results(outcome: dict, hidden_visibility: str = "visible") -> dic
             "output": "\n".join(notes), "visibility": "visible", "stdout_visibility": "hidden", "tests": tests}
 
 
-def feedback_markdown(submission_id: str, outcome: dict) -> str:
-    checks = outcome.get("checks", [])
+def shown_checks(checks: list[dict], hidden_visibility: str) -> list[dict]:
+    """The checks a student sees in detail now: all of them, or only those the notebook's own tests ask."""
+    return checks if hidden_visibility == "visible" else [c for c in checks if c.get("visible")]
+
+
+def feedback_markdown(submission_id: str, outcome: dict, hidden_visibility: str = "visible") -> str:
+    checks = shown_checks(outcome.get("checks", []), hidden_visibility)
     score, maximum = outcome_totals(outcome)
     lines = [f"# Feedback for {markdown_text(submission_id)}", "", f"**Score: {score:g} / {maximum:g}**", ""]
-    for note in gradescope_results(outcome)["output"].splitlines():
+    for note in gradescope_results(outcome, hidden_visibility)["output"].splitlines():
         lines.append(f"> {markdown_text(note)}")
     if lines[-1] != "":
         lines.append("")
@@ -211,8 +216,9 @@ def bounded(outcome: dict) -> dict:
     return outcome
 
 
-def write_submission_reports(folder: Path, submission_id: str, outcome: dict) -> None:
+def write_submission_reports(folder: Path, submission_id: str, outcome: dict, hidden_visibility: str = "visible") -> None:
+    """outcome.json (everything, for the instructor); results.json and feedback.md as the student may see them."""
     outcome = bounded(outcome)
     write_atomically(folder / OUTCOME_FILE, json.dumps(outcome, indent=2))
-    write_atomically(folder / "results.json", json.dumps(gradescope_results(outcome), indent=2))
-    write_atomically(folder / "feedback.md", feedback_markdown(submission_id, outcome))
+    write_atomically(folder / "results.json", json.dumps(gradescope_results(outcome, hidden_visibility), indent=2))
+    write_atomically(folder / "feedback.md", feedback_markdown(submission_id, outcome, hidden_visibility))

@@ -63,7 +63,7 @@ def pipeline(request):
 def say_which_pipeline(request, pipeline, first_sweep):
     _, spec = pipeline
     which = ("the grader's small CPU stand-in pipeline (no GPU or bk-sdm-small weights on this grader)"
-             if sd_stand_in.is_stand_in(spec.model) else f"the pipeline {spec.model} on {spec.device}")
+             if sd_stand_in.is_stand_in(spec.model) else f"the pipeline {spec.label} on {spec.device}")
     request.node.user_properties.append(("note", f"graded with {which}"))
     request.node.user_properties += [("note", note) for note in first_sweep.notes]
 
@@ -237,7 +237,7 @@ def test_time_budget(first_sweep, second_sweep, other_sweep, pipeline, record_pr
         low, high = min(threads), max(threads)   # over every sweep of this submission
         device += f" with {low if low == high else f'{low}-{high}'} thread{'s' if high > 1 else ''}"
     record_property("note", f"sweep took {first_sweep.seconds:.1f} s ({pipeline_seconds:.1f} s in the pipeline, "
-                            f"{len(first_sweep.calls)} calls, {device}, {spec.model}; {per_call}); "
+                            f"{len(first_sweep.calls)} calls, {device}, {spec.label}; {per_call}); "
                             f"pipeline load {sd_pipeline.load_seconds.get(spec, 0.0):.1f} s once per grader")
     expect(first_sweep.seconds <= BUDGET_SECONDS, f"the sweep took {first_sweep.seconds:.0f} s, over the "
                                                   f"{BUDGET_SECONDS:.0f} s budget")
