@@ -1,4 +1,4 @@
-"""`merge`: the folders of a class graded in shards (`grade --shard I/N`) -> one folder, as one `grade` run writes it."""
+"""`merge`: the folders of a class graded in shards (`grade --shard I/N`) -> one folder, as one grade run writes it."""
 from __future__ import annotations
 
 import json
@@ -33,8 +33,8 @@ def run(args) -> int:
         "of": first["of"], "grader": first["grader"], "class": first["class"],
         "shards": {shards.name(m): str(m["folder"]) for m in sorted(manifests, key=lambda m: m["shard"])}}, indent=1))
     print(report.write_class(out_dir, {assignment for _, (assignment, _) in owned}))
-    failed = [("/".join(key), outcome) for key in sorted(key for _, key in owned)
-              if (outcome := json.loads((out_dir.joinpath(*key) / report.OUTCOME_FILE).read_text())).get("grader_failed")]
+    outcomes = {key: json.loads((out_dir.joinpath(*key) / report.OUTCOME_FILE).read_text()) for _, key in owned}
+    failed = [("/".join(key), outcome) for key, outcome in sorted(outcomes.items()) if outcome.get("grader_failed")]
     log = grader_errors.write(out_dir, failed)
     print(f"\n{len(owned)} submissions from {first['of']} shards merged into {out_dir}")
     if log:
@@ -49,5 +49,6 @@ def register(commands) -> None:
                                             "with one command line, then write what one grade run would: each "
                                             "submission's reports and each assignment's grades.csv.")
     merge.add_argument("shards", nargs="+", metavar="SHARD_DIR", help="the --out folder of each shard")
-    merge.add_argument("--out", required=True, metavar="DIR", help="where to write the merged class (new or merged before)")
+    merge.add_argument("--out", required=True, metavar="DIR",
+                       help="where to write the merged class: a new folder, or one merged into before")
     merge.set_defaults(run=run)

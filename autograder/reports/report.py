@@ -192,7 +192,7 @@ def write_class(out_dir: Path, names) -> str:
     for name in sorted(names):
         assignment, outcomes = assignments.get(name), stored_outcomes(out_dir / name)
         write_atomically(out_dir / name / "grades.csv", grades_csv(outcomes, assignment))
-        shown.append(f"\n{assignment.title} ({name}): {out_dir / name / 'grades.csv'}\n{score_table(outcomes, assignment)}")
+        shown += [f"\n{assignment.title} ({name}): {out_dir / name / 'grades.csv'}", score_table(outcomes, assignment)]
     return "\n".join(shown)
 
 

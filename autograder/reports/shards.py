@@ -46,7 +46,7 @@ def write(out_dir: Path, shard: tuple[int, int], owned: list[tuple[str, str]], e
 
 
 def refuse_another(out_dir: Path, shard: tuple[int, int] | None) -> None:
-    """A shard's folder holds that shard alone: another slice, or the whole class, is graded into a folder of its own."""
+    """A shard's folder holds that shard alone: another slice, or the whole class, goes into a folder of its own."""
     try:
         held = json.loads((out_dir / MANIFEST).read_text())
     except (OSError, ValueError):
@@ -79,6 +79,13 @@ def _differ(manifests: list[dict], what, saying: str) -> str | None:
     return other and f"shards {name(first)} ({first['folder']}) and {name(other)} ({other['folder']}) {saying}"
 
 
+def _readable(path: Path) -> bool:
+    try:
+        return isinstance(json.loads(path.read_text()), dict)
+    except (OSError, ValueError):
+        return False
+
+
 def coverage(manifests: list[dict]) -> str | None:
     """None when the shards are all of one split, one grader and one class, each key graded once and stored."""
     problem = (_differ(manifests, lambda m: m["of"], "split the class differently: merge shards of one --shard I/N")
@@ -105,7 +112,8 @@ def coverage(manifests: list[dict]) -> str | None:
         return (f"missing shards: {', '.join(f'{i}/{count}' for i in missing)}; grade them with "
                 f"--shard I/{count} and give their folders too")
     for manifest in manifests:
-        unfinished = [key for key in manifest["keys"] if not (manifest["folder"].joinpath(*key) / OUTCOME_FILE).is_file()]
+        folder = manifest["folder"]
+        unfinished = [key for key in manifest["keys"] if not _readable(folder.joinpath(*key) / OUTCOME_FILE)]
         if unfinished:
             return (f"shard {name(manifest)} ({manifest['folder']}) is unfinished: {len(unfinished)} of its "
                     f"{len(manifest['keys'])} submissions have no results; run its grade command again (it resumes)")
