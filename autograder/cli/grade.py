@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import queue
 import sys
 import tempfile
@@ -18,22 +17,28 @@ from autograder.intake.discover import OUTPUT_MARKER, discover
 from autograder.intake.submission import SubmissionError, read_notebook_bytes
 from autograder.pipeline import server as pipeline_server
 from autograder.pipeline.spec import PipelineSpec
-from autograder.reports import grader_errors, report
+from autograder.reports import grader_errors, report, shards
 from autograder.sandbox import cpu_share, private_files
 from autograder.sandbox.limits import Limits
 from autograder.sandbox.modes import NO_SANDBOX_WARNING, NoConfinement, sandbox_mode
 
 
-def fingerprint(notebook: Path, options: list[str]) -> str:
-    """What a result depends on: the submission's bytes, the grader's code and checks, the options."""
+def grader_fingerprint(options: list[str]) -> dict:
+    """What every result depends on besides the submission: the grader's code and checks, the options."""
+    code = hashlib.sha256()
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        code.update(str(path.relative_to(PACKAGE_DIR)).encode() + path.read_bytes())
+    return {"code": code.hexdigest(), "options": options}
+
+
+def fingerprint(notebook: Path, assignment: str, grader: dict) -> str:
+    """What a result depends on: the submission's bytes, its assignment, the grader."""
     digest = hashlib.sha256()
     try:
         digest.update(read_notebook_bytes(notebook))
     except SubmissionError as error:
         digest.update(str(error).encode())
-    for path in sorted(PACKAGE_DIR.rglob("*.py")):
-        digest.update(str(path.relative_to(PACKAGE_DIR)).encode() + path.read_bytes())
-    digest.update(json.dumps(options).encode())
+    digest.update(json.dumps([assignment, grader]).encode())
     return digest.hexdigest()
 
 
@@ -68,11 +73,16 @@ def progress(items, total: int, quiet: bool):
 
 def run(args) -> int:
     options.at_least(args, workers=1, timeout=1, call_timeout=1, cell_timeout=1)
+    shard = shards.parse(args.shard) if args.shard else None
     out_dir = Path(args.out)
     submissions = discover(args.paths, args.assignment, out_dir)
     if not submissions:
         print("no submissions found", file=sys.stderr)
         return 2
+    every = [s.key for s in submissions]
+    shards.refuse_another(out_dir, shard)
+    if shard:
+        submissions = [s for s in submissions if shards.owner(s.key, shard[1]) == shard[0]]
     requested = "none" if args.unsafe_no_sandbox else args.sandbox
     try:
         mode = sandbox_mode(requested)
@@ -88,7 +98,13 @@ def run(args) -> int:
     worker_options = ["--sandbox", mode, "--call-timeout", str(args.call_timeout),
                       "--cell-timeout", str(args.cell_timeout), "--sd-model", args.sd_model,
                       "--sd-device", args.sd_device] + (["--require-gpu"] if args.require_gpu else [])
-    prints = {s.key: fingerprint(s.notebook, [s.assignment, *worker_options]) for s in submissions if s.notebook}
+    grader = grader_fingerprint(worker_options)
+    if shard:
+        shards.write(out_dir, shard, [s.key for s in submissions], every, grader)
+        if not submissions:
+            print(f"shard {'%d/%d' % shard}: none of the class's {len(every)} submissions falls in it")
+            return 0
+    prints = {s.key: fingerprint(s.notebook, s.assignment, grader) for s in submissions if s.notebook}
     pending, kept = [], 0
     for submission in submissions:
         if submission.notebook is None:
@@ -106,7 +122,7 @@ def run(args) -> int:
 
     workers = queue.SimpleQueue()
     slots = max(1, min(args.workers, len(pending)))
-    threads = max(1, (os.cpu_count() or 1) // slots)
+    threads = max(1, cpu_share.available() // slots)
     # Private to the grader's user (mkdtemp): the CPU share, and the pipeline server's socket.
     run_dir = tempfile.TemporaryDirectory(prefix="autograder-run-")
     share_file = Path(run_dir.name) / "threads"
@@ -163,13 +179,10 @@ def run(args) -> int:
         if server:
             server.close()
         run_dir.cleanup()
-    for name in sorted({s.assignment for s in submissions}):
-        outcomes = report.stored_outcomes(out_dir / name)
-        report.write_atomically(out_dir / name / "grades.csv", report.grades_csv(outcomes, assignments.get(name)))
-        print(f"\n{assignments.get(name).title} ({name}): {out_dir / name / 'grades.csv'}")
-        print(report.score_table(outcomes, assignments.get(name)))
+    print(report.write_class(out_dir, {s.assignment for s in submissions}))
     log = grader_errors.write(out_dir, [(f"{s.assignment}/{s.student}", outcome) for s, outcome in failed])
-    print(f"\n{len(submissions)} submissions graded into {out_dir} (sandbox: {mode})")
+    of_class = f"shard {'%d/%d' % shard} of {len(every)}; " if shard else ""
+    print(f"\n{len(submissions)} submissions graded into {out_dir} ({of_class}sandbox: {mode})")
     if log:
         print(f"grader errors on {len(failed)} submissions, not graded: "
               f"{', '.join(f'{s.assignment}/{s.student}' for s, _ in failed)}; why: {log} "
@@ -188,8 +201,8 @@ def register(commands) -> None:
     options.add_assignment(grade, "--assignment",
                            help="grade only this assignment (default: from nbgrader's submitted/<student>/<assignment>/ "
                             "folders, else from the notebooks' names)")
-    grade.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1),
-                       help="submissions graded at once (default: CPU count)")
+    grade.add_argument("--workers", type=int, default=cpu_share.available(),
+                       help="submissions graded at once (default: the CPUs it may use)")
     grade.add_argument("--sandbox", choices=("auto", "bwrap", "uid"), default="auto",
                        help="auto: bubblewrap where it can create namespaces, else (as root) a user of its own per "
                             "sandbox with a syscall filter (uid); with neither, grading is refused")
@@ -213,6 +226,9 @@ def register(commands) -> None:
                        help="regrade everything; by default results already in DIR for unchanged submissions are kept")
     options.add_hidden_visibility(grade, "visible", "which checks feedback.md and results.json detail: hidden, "
                                                     "after_due_date or after_published detail only those the notebook's own tests ask")
+    grade.add_argument("--shard", metavar="I/N",
+                       help="grade only shard I of N (I from 0 to N-1), a fixed slice of the class chosen by a hash of "
+                            "each assignment and student; `merge` assembles the shards' folders (see docs/sharding.md)")
     grade.add_argument("--keep-logs", action="store_true", help="keep each worker's pytest log in DIR")
     grade.add_argument("--quiet", action="store_true", help="no progress bar")
     grade.set_defaults(run=run)

@@ -191,6 +191,16 @@ def score_table(outcomes: dict[str, dict], assignment: assignments.Assignment) -
     return "\n".join([render(header), render(["-" * w for w in widths]), *map(render, rows)])
 
 
+def write_class(out_dir: Path, names) -> str:
+    """Each assignment's grades.csv from every outcome stored under out_dir; what to print: their score tables."""
+    shown = []
+    for name in sorted(names):
+        assignment, outcomes = assignments.get(name), stored_outcomes(out_dir / name)
+        write_atomically(out_dir / name / "grades.csv", grades_csv(outcomes, assignment))
+        shown += [f"\n{assignment.title} ({name}): {out_dir / name / 'grades.csv'}", score_table(outcomes, assignment)]
+    return "\n".join(shown)
+
+
 MAX_TEXT = 2000    # characters of one message or note in any report (student text can be anything)
 MAX_NOTES = 30
 

@@ -14,9 +14,14 @@ from pathlib import Path
 ENVIRONMENT = "AUTOGRADER_CPU_SHARE"   # the file's path, set in each worker's environment
 
 
+def available() -> int:
+    """The CPUs this process may run on: a Slurm task's or a pinned container's, not the whole node's."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def write(path: Path, busy_workers: int, cpus: int | None = None) -> None:
     """Split the machine's CPUs among the workers still grading (atomically: workers read it any time)."""
-    share = max(1, (cpus or os.cpu_count() or 1) // max(1, busy_workers))
+    share = max(1, (cpus or available()) // max(1, busy_workers))
     partial = path.with_name(path.name + ".partial")
     partial.write_text(str(share))
     os.replace(partial, path)

@@ -1,0 +1,54 @@
+"""`merge`: the folders of a class graded in shards (`grade --shard I/N`) -> one folder, as one grade run writes it."""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from autograder import assignments
+from autograder.intake.discover import OUTPUT_MARKER
+from autograder.reports import grader_errors, report, shards
+
+MERGED = "merged.json"   # what an earlier merge wrote: its folder may be merged into again
+
+
+def run(args) -> int:
+    manifests, problem = shards.read([Path(p) for p in args.shards])
+    out_dir = Path(args.out)
+    if not problem and out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / MERGED).is_file():
+        problem = f"{out_dir} is not empty and holds no earlier merge: merge into a new folder"
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    for name in assignments.ASSIGNMENTS:   # an earlier merge's students, some perhaps no longer in the class
+        shutil.rmtree(out_dir / name, ignore_errors=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / OUTPUT_MARKER).touch()
+    owned = [(manifest["folder"], key) for manifest in manifests for key in manifest["keys"]]
+    for folder, key in owned:
+        shutil.copytree(folder.joinpath(*key), out_dir.joinpath(*key))
+    first = manifests[0]
+    report.write_atomically(out_dir / MERGED, json.dumps({
+        "of": first["of"], "grader": first["grader"], "class": first["class"],
+        "shards": {shards.name(m): str(m["folder"]) for m in sorted(manifests, key=lambda m: m["shard"])}}, indent=1))
+    print(report.write_class(out_dir, {assignment for _, (assignment, _) in owned}))
+    outcomes = {key: json.loads((out_dir.joinpath(*key) / report.OUTCOME_FILE).read_text()) for _, key in owned}
+    failed = [("/".join(key), outcome) for key, outcome in sorted(outcomes.items()) if outcome.get("grader_failed")]
+    log = grader_errors.write(out_dir, failed)
+    print(f"\n{len(owned)} submissions from {first['of']} shards merged into {out_dir}")
+    if log:
+        print(f"grader errors on {len(failed)} submissions, not graded: {', '.join(name for name, _ in failed)}; "
+              f"why: {log} (run their shards' grade commands again, then merge again)", file=sys.stderr)
+    return 2 if log else 0
+
+
+def register(commands) -> None:
+    merge = commands.add_parser("merge", help="assemble the folders of a class graded in shards (grade --shard I/N)",
+                                description="Check that the shards' folders cover the class once, graded by one grader "
+                                            "with one command line, then write what one grade run would: each "
+                                            "submission's reports and each assignment's grades.csv.")
+    merge.add_argument("shards", nargs="+", metavar="SHARD_DIR", help="the --out folder of each shard")
+    merge.add_argument("--out", required=True, metavar="DIR",
+                       help="where to write the merged class: a new folder, or one merged into before")
+    merge.set_defaults(run=run)
