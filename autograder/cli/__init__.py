@@ -1,6 +1,6 @@
 """Command line: `python -m autograder COMMAND`, one module per command (each has `register` and `run`).
 
-release -> grade -> nbgrader-sync / bundle gradescope / gradescope-run / classroom-template / classroom-payloads.
+release -> grade -> report / diff -> export / nbgrader-sync / bundle gradescope / gradescope-run / classroom-template / classroom-payloads.
 """
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import argparse
 
 from autograder import __version__
 
-COMMANDS = ("grade", "release", "nbgrader_sync", "bundle", "gradescope_run", "classroom_template", "classroom_payloads")
+COMMANDS = ("grade", "release", "nbgrader_sync", "bundle", "gradescope_run", "classroom_template", "classroom_payloads",
+            "report", "diff", "export")
 
 
 def main(argv=None) -> int:
