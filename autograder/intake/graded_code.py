@@ -33,6 +33,19 @@ def _without_docstring(node: ast.stmt) -> ast.stmt:
     return node
 
 
+_BLOCKS = (ast.If, ast.With, ast.Try)   # a definition inside one of these at the top still runs (and is graded)
+
+
+def _top_level(body: list[ast.stmt]):
+    for node in body:
+        if isinstance(node, _BLOCKS):
+            for inner in (node.body, getattr(node, "orelse", []), getattr(node, "finalbody", []),
+                          *(handler.body for handler in getattr(node, "handlers", []))):
+                yield from _top_level(inner)
+        else:
+            yield node
+
+
 def definitions(sources: list[str]) -> dict[str, ast.stmt]:
     """Top-level name -> the statement that defines it last, over cells in order."""
     found: dict[str, ast.stmt] = {}
@@ -41,7 +54,7 @@ def definitions(sources: list[str]) -> dict[str, ast.stmt]:
             tree = ast.parse(source)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             continue
-        for node in tree.body:
+        for node in _top_level(tree.body):
             if isinstance(node, _DEFINES):
                 for name in _names_defined(node):
                     found[name] = node

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import io
 import logging
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -60,7 +59,8 @@ class Ranking:
 def _segments(code: str, slices) -> list[tuple[str, bool]]:
     """The code cut into (text, matched) pieces for the side-by-side view."""
     pieces, at = [], 0
-    for start, end in zip(*(np.asarray(s, dtype=int) for s in slices)) if len(slices) and len(slices[0]) else ():
+    starts, ends = (np.asarray(s, dtype=int) for s in slices)
+    for start, end in zip(starts, ends):
         pieces += [(code[at:start], False), (code[start:end], True)]
         at = end
     return [piece for piece in pieces + [(code[at:], False)] if piece[0]]
@@ -87,9 +87,9 @@ def _pair_scores(prints: dict[str, object], index: dict[str, int]) -> tuple[np.n
     return shared, np.asarray(weighted.sum(axis=1)).ravel().astype(np.float32)
 
 
-def rank(codes: dict[str, dict[str, str]], common: dict[str, str], top: int = 25) -> Ranking:
+def rank(codes: dict[str, dict[str, str]], common: dict[str, str], top: int = 25, shown: int = 10) -> Ranking:
     """codes: student -> graded function -> code; common: graded function -> stub and solution code.
-    The `top` pairs most alike, each with its matched regions per function."""
+    The `top` pairs most alike; the first `shown` of them with their matched regions per function."""
     students = sorted(codes)
     index = {student: i for i, student in enumerate(students)}
     functions = sorted({f for per in codes.values() for f in per} | set(common))
@@ -122,7 +122,8 @@ def rank(codes: dict[str, dict[str, str]], common: dict[str, str], top: int = 25
         pair = Pair(students[i], students[j], float(values[at]),
                     (float(values[at]) - mean) / spread if spread > 0 else 0.0,
                     {f: float(per_function[f][i, j]) for f in functions})
-        pair.regions = _regions(prints_of, pair.a, pair.b)
+        if len(pairs) < shown:
+            pair.regions = _regions(prints_of, pair.a, pair.b)
         pairs.append(pair)
     return Ranking(pairs, size, len(values), functions)
 
@@ -137,8 +138,3 @@ def _regions(prints_of: dict[str, dict[str, object]], a: str, b: str) -> dict[st
             if overlap:
                 regions[function] = (_segments(prints[a].raw_code, slices_a), _segments(prints[b].raw_code, slices_b))
     return regions
-
-
-def idf_floor(students: int) -> float:
-    """The weight of a fingerprint two students share in a class of this size (for the notice)."""
-    return math.log(max(2, students) / 2)
