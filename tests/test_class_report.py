@@ -176,3 +176,30 @@ def test_syncs_refuse_a_run_whose_diff_was_not_acknowledged(graded_class, regrad
     ben.write_text(ben.read_text().replace('"score": 1.0', '"score": 0.0', 1))
     again = cli(*syncs[0], "--require-acknowledged-diff", old)
     assert again.returncode == 2 and "changed since" in again.stderr
+
+
+def test_the_report_renders_offline_in_a_real_browser(graded_class):
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("playwright is not installed (requirements.lock pins it)")
+    browser_path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser_path is None:
+        pytest.skip("no chromium on PATH: apt-get install chromium (scripts/test.sh does, as root)")
+    page_path = graded_class["out"] / CLIP_ASSIGNMENT / class_report.REPORT_NAME
+    requested = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=browser_path)
+        try:
+            page = browser.new_page()
+            page.on("request", lambda request: requested.append(request.url))
+            page.goto(page_path.as_uri(), wait_until="load")
+            images = page.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
+            rows = {name: page.locator(f"table.{name} tr").count() for name in ("summary", "items", "problems")}
+            title = page.title()
+        finally:
+            browser.close()
+    assert len(images) == 3 and all(done and width > 100 and height > 100 for done, width, height in images), images
+    assert rows["items"] == 1 + len(class_report.item_analysis(graded_class["outcomes"])) and rows["problems"] == 2
+    assert title.startswith(LESSON.title)
+    assert [url for url in requested if not url.startswith(("file:", "data:"))] == []
