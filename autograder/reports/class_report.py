@@ -42,22 +42,26 @@ def _figure_png(figure) -> str:
 
 
 def _histogram(values: list[float], title: str, xlabel: str, bins) -> str:
-    figure, axis = _pyplot().subplots(figsize=(6, 3))
+    from matplotlib.ticker import MaxNLocator
+
+    figure, axis = _pyplot().subplots(figsize=(4.6, 2.8))
     axis.hist(values, bins=bins, color="#3b6ea8", edgecolor="white")
     axis.set(title=title, xlabel=xlabel, ylabel="submissions")
+    axis.yaxis.set_major_locator(MaxNLocator(integer=True))
     return _figure_png(figure)
 
 
 def _function_bars(shares: dict[str, float]) -> str:
-    figure, axis = _pyplot().subplots(figsize=(6, 0.5 + 0.45 * len(shares)))
+    figure, axis = _pyplot().subplots(figsize=(4.6, 0.8 + 0.4 * len(shares)))
     names = list(shares)[::-1]
     axis.barh(names, [100 * shares[n] for n in names], color="#5a9e6f")
     axis.set(xlim=(0, 100), xlabel="mean share of the points (%)", title="Points per graded function")
     return _figure_png(figure)
 
 
-def _first_line(message: str, limit: int = 300) -> str:
-    line = next((line.strip() for line in str(message).splitlines() if line.strip()), "(no message)")
+def _first_line(message: str, limit: int = 240) -> str:
+    """A message as one line (a failure's first lines often end in a colon), cut to `limit`."""
+    line = " ".join(str(message).split()) or "(no message)"
     return line if len(line) <= limit else line[:limit] + "..."
 
 
