@@ -10,7 +10,6 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from markupsafe import escape
@@ -85,7 +84,6 @@ def regraded(graded_class, tmp_path_factory):
     return new
 
 
-@pytest.mark.quick
 def test_grade_writes_a_class_report_with_the_hardest_checks_first(graded_class):
     out, outcomes = graded_class["out"], graded_class["outcomes"]
     page = out / CLIP_ASSIGNMENT / class_report.REPORT_NAME

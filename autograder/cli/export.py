@@ -9,9 +9,8 @@ from autograder.cli import options
 
 
 def run(args) -> int:
-    from autograder.reports import lms_export, report
     from autograder.cli.diff import refuse_unacknowledged
-    from autograder.reports.regrade_diff import assignments_in
+    from autograder.reports import lms_export, report
 
     allowed = lms_export.CANVAS_ID_COLUMNS if args.format == "canvas" else lms_export.MOODLE_ID_COLUMNS
     if args.id_column and args.id_column not in allowed:
@@ -19,10 +18,7 @@ def run(args) -> int:
         return 2
     out_dir = Path(args.out)
     refuse_unacknowledged(args, out_dir)
-    names = [args.assignment] if args.assignment else assignments_in(out_dir)
-    if not names or not all((out_dir / name).is_dir() for name in names):
-        print(f"error: {out_dir} holds no graded assignment: pass the --out folder of `grade`", file=sys.stderr)
-        return 2
+    names = options.graded_assignments(out_dir, args.assignment)
     for name in names:
         outcomes = report.stored_outcomes(out_dir / name)
         path = out_dir / name / f"{args.format}.csv"

@@ -23,13 +23,8 @@ def write_reports(out_dir: Path, names: list[str], previous: Path | None, simila
 
 
 def run(args) -> int:
-    from autograder.reports.regrade_diff import assignments_in
-
     out_dir = Path(args.out)
-    names = [args.assignment] if args.assignment else assignments_in(out_dir)
-    if not names or not all((out_dir / name).is_dir() for name in names):
-        print(f"error: {out_dir} holds no graded assignment: pass the --out folder of `grade`", file=sys.stderr)
-        return 2
+    names = options.graded_assignments(out_dir, args.assignment)
     if args.previous and not Path(args.previous).is_dir():
         print(f"error: --previous {args.previous} is not a folder", file=sys.stderr)
         return 2
