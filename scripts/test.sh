@@ -7,6 +7,10 @@ bash scripts/setup.sh
 if ! command -v npm >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null)
 fi
+# The class report is opened in a real headless browser in tests/test_class_report.py
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+fi
 if ! cmp -s tests/classroom_js/package-lock.json tests/classroom_js/node_modules/.installed-from; then
   npm ci --prefix tests/classroom_js --no-audit --no-fund --loglevel=error
   cp tests/classroom_js/package-lock.json tests/classroom_js/node_modules/.installed-from

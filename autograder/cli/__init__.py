@@ -1,7 +1,7 @@
 """Command line: `python -m autograder COMMAND`, one module per command (each has `register` and `run`).
 
-release -> grade (or, on many machines, grade --shard I/N then merge) -> nbgrader-sync / bundle gradescope /
-gradescope-run / classroom-template / classroom-payloads.
+release -> grade (or, on many machines, grade --shard I/N then merge) -> report / diff -> export / nbgrader-sync /
+bundle gradescope / gradescope-run / classroom-template / classroom-payloads.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import argparse
 from autograder import __version__
 
 COMMANDS = ("grade", "merge", "release", "nbgrader_sync", "bundle", "gradescope_run", "classroom_template",
-            "classroom_payloads")
+            "classroom_payloads", "report", "diff", "export")
 
 
 def main(argv=None) -> int:

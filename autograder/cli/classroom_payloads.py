@@ -4,12 +4,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from autograder.cli import options
+from autograder.cli.diff import add_requirement, refuse_unacknowledged
 from autograder.platforms.github_classroom import DETAILS
 
 
 def run(args) -> int:
     from autograder.platforms import github_classroom
 
+    refuse_unacknowledged(args, Path(args.graded))
     count, unchanged = github_classroom.payloads(Path(args.graded), args.assignment, Path(args.clones), args.prefix,
                                                  Path(args.outbox), args.details)
     print(f"{count} results to send ({Path(args.outbox) / 'manifest.tsv'}), {unchanged} unchanged since sent")
@@ -28,4 +30,5 @@ def register(commands) -> None:
     payloads.add_argument("--details", choices=DETAILS, default="totals",
                           help="totals (default): hidden checks as one total per graded function; visible: each "
                                "check's name and message (an answer oracle before the deadline)")
+    add_requirement(payloads)
     payloads.set_defaults(run=run)

@@ -1,4 +1,5 @@
-"""`grade`: every submission through a worker's sandbox, then each one's reports and the class's grades.csv."""
+"""`grade`: every submission through a worker's sandbox, then each one's reports, the class's grades.csv and its
+class report (report.py); a regrade first keeps the outcomes it replaces (OUT/.previous-run) for the report's diff."""
 from __future__ import annotations
 
 import hashlib
@@ -17,7 +18,7 @@ from autograder.intake.discover import OUTPUT_MARKER, discover
 from autograder.intake.submission import SubmissionError, read_notebook_bytes
 from autograder.pipeline import server as pipeline_server
 from autograder.pipeline.spec import PipelineSpec
-from autograder.reports import grader_errors, report, shards
+from autograder.reports import grader_errors, regrade_diff, report, shards
 from autograder.sandbox import cpu_share, private_files
 from autograder.sandbox.limits import Limits
 from autograder.sandbox.modes import NO_SANDBOX_WARNING, NoConfinement, sandbox_mode
@@ -71,6 +72,17 @@ def progress(items, total: int, quiet: bool):
     return lines()
 
 
+def write_class_reports(out_dir: Path, names: list[str]) -> None:
+    from autograder.cli.report import previous_of, write_reports
+
+    try:
+        for path in write_reports(out_dir, names, previous_of(out_dir, None)):
+            print(f"class report: {path}")
+    except Exception as error:   # the grades are stored already; a report that fails must not hide them
+        print(f"warning: no class report ({type(error).__name__}: {error}); "
+              f"try `python -m autograder report {out_dir}`", file=sys.stderr)
+
+
 def run(args) -> int:
     options.at_least(args, workers=1, timeout=1, call_timeout=1, cell_timeout=1)
     shard = shards.parse(args.shard) if args.shard else None
@@ -105,18 +117,22 @@ def run(args) -> int:
             print(f"shard {'%d/%d' % shard}: none of the class's {len(every)} submissions falls in it")
             return 0
     prints = {s.key: fingerprint(s.notebook, s.assignment, grader) for s in submissions if s.notebook}
-    pending, kept = [], 0
+    pending, kept, unreadable = [], 0, []
     for submission in submissions:
         if submission.notebook is None:
-            report.write_submission_reports(submission.report_dir(out_dir), submission.student, {
-                "assignment": submission.assignment, "checks": [], "error": submission.problem,
-                "notes": submission.notes}, args.hidden_visibility)
+            unreadable.append(submission)
         elif not args.force and (stored := earlier_outcome(submission.report_dir(out_dir), prints[submission.key])):
             kept += 1   # its student's reports follow this run's visibility
             report.write_submission_reports(submission.report_dir(out_dir), submission.student, stored,
                                             args.hidden_visibility)
         else:
             pending.append(submission)
+    if any((s.report_dir(out_dir) / report.OUTCOME_FILE).exists() for s in pending):   # a regrade: keep what it replaces
+        regrade_diff.keep_previous(out_dir, sorted({s.assignment for s in submissions}))
+    for submission in unreadable:
+        report.write_submission_reports(submission.report_dir(out_dir), submission.student, {
+            "assignment": submission.assignment, "checks": [], "error": submission.problem,
+            "notes": submission.notes}, args.hidden_visibility)
     if kept:
         print(f"keeping {kept} results from an earlier run (--force regrades them)", file=sys.stderr)
 
@@ -180,6 +196,7 @@ def run(args) -> int:
             server.close()
         run_dir.cleanup()
     print(report.write_class(out_dir, {s.assignment for s in submissions}))
+    write_class_reports(out_dir, sorted({s.assignment for s in submissions}))
     log = grader_errors.write(out_dir, [(f"{s.assignment}/{s.student}", outcome) for s, outcome in failed])
     of_class = f"shard {'%d/%d' % shard} of {len(every)}; " if shard else ""
     print(f"\n{len(submissions)} submissions graded into {out_dir} ({of_class}sandbox: {mode})")

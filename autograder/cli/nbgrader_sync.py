@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from autograder.cli import options
+from autograder.cli.diff import add_requirement, refuse_unacknowledged
 
 
 def run(args) -> int:
@@ -16,6 +17,7 @@ def run(args) -> int:
                          "pass the course's folder as --course-dir")
     if not (graded / args.assignment).is_dir():
         raise SystemExit(f"error: {graded} holds no graded {args.assignment}: pass the --out folder of `grade`")
+    refuse_unacknowledged(args, graded)
     results = sync(course, args.assignment, graded, args.student or None, args.hidden_visibility)
     for result in results:
         print(f"{'synced ' if result.ok else 'SKIPPED'} {result.student}"
@@ -38,4 +40,5 @@ def register(commands) -> None:
     sync.add_argument("--student", action="append", help="only this student (repeatable)")
     options.add_hidden_visibility(sync, "visible", "which checks nbgrader's feedback details: hidden, after_due_date "
                                                    "or after_published detail only those the notebook's own tests ask")
+    add_requirement(sync)
     sync.set_defaults(run=run)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from autograder import assignments
@@ -32,3 +33,16 @@ def at_least(args: argparse.Namespace, **bounds: float) -> None:
         if getattr(args, name) < least:
             raise SystemExit(f"error: --{name.replace('_', '-')} must be at least {least} "
                              f"(got {getattr(args, name):g})")
+
+
+def graded_assignments(out_dir: Path, assignment: str | None) -> list[str]:
+    """The assignments graded in a --out folder of `grade` (or just the one asked for); refuses with one line
+    (exit 2) when there is none."""
+    from autograder.reports.regrade_diff import assignments_in
+
+    names = [assignment] if assignment else assignments_in(out_dir)
+    if not names or not all((Path(out_dir) / name).is_dir() for name in names):
+        print(f"error: {out_dir} holds no graded {assignment or 'assignment'}: pass the --out folder of `grade`",
+              file=sys.stderr)
+        raise SystemExit(2)
+    return names
