@@ -167,16 +167,20 @@ def test_hidden_results_reach_classroom_once_per_change(node_tools, tmp_path, ti
     assert sorted(row[0] for row in rows) == [PREFIX + name for name in sorted(commits)]
     hidden_names = [c["name"] for c in json.loads((graded / ASSIGNMENT / "bob" / report.OUTCOME_FILE).read_text())
                     ["checks"] if not c.get("visible")]
-    for repository, body_path, pending, sent in rows:
+    for repository, body_path, pending, sent, graded_commit, status_path in rows:
         student = repository.removeprefix(PREFIX)
         body = json.loads(Path(body_path).read_text())
         assert body["event_type"] == github_classroom.EVENT and body["client_payload"]["commit"] == commits[student]
+        assert graded_commit == commits[student]   # the commit status goes on the commit that was graded
         assert not [name for name in hidden_names if name in json.dumps(body)]   # totals only, by default
         outcome = json.loads((graded / ASSIGNMENT / student / report.OUTCOME_FILE).read_text())
         score, maximum = report.outcome_totals(outcome)
         run, points = reporter(hidden=body["client_payload"]["result"])
         assert points == f"{score:g}/{maximum:g}", run.stdout
         assert run.returncode == (0 if score == maximum else 1)
+        status = json.loads(Path(status_path).read_text())
+        assert status["context"] == github_classroom.STATUS_CONTEXT and f"{score:g}/{maximum:g}" in status["description"]
+        assert status["state"] == ("success" if score == maximum else "failure") and len(status["description"]) <= 140
         Path(pending).rename(sent)   # what the workflow does once GitHub accepted the event
     assert reporter(hidden=json.loads((outbox / f"{PREFIX}alice.json").read_text())["client_payload"]["result"])[1] \
         == "30/30"

@@ -28,15 +28,17 @@ MESSAGE_LIMIT = 500
 CELL_TIMEOUT = 600               # seconds per cell in the visible-test run on GitHub's runners
 STATUS = {"passed": "pass", "failed": "fail", "not_run": "error", "grader_error": "error"}
 SENT, PENDING = "classroom-sent.json", "classroom-pending.json"
+STATUS_CONTEXT = "course-grader/hidden-checks"   # the commit status the private grader sets
 
 STUDENT_README = """# {title}
 
 Work in `{notebook}`, then commit and push it. On every push, GitHub Actions (the Actions tab) runs
 the notebook's visible tests and GitHub Classroom shows their points: a preview only. The hidden checks
 run in your instructor's grader: when it has graded your latest commit (it looks every 15 minutes), a
-second run named "Autograding Tests" shows the points of all {points:g}. Your grade is the one your
-instructor's grader records in its own repository; nothing in this repository (its workflows included)
-can change it.
+second run named "Autograding Tests" shows the points of all {points:g}, and your commit gets the
+status "course-grader/hidden-checks" with the same score, set by the grader's account. Your grade is the
+one your instructor's grader records in its own repository; nothing in this repository (its workflows
+included) can change it.
 
 Set-up on your own machine: Python 3.11, then `pip install -r requirements.txt
 --extra-index-url https://download.pytorch.org/whl/cpu` (the same versions the grader uses).
@@ -107,10 +109,19 @@ def _commit(clone: Path) -> str:
     return answer.stdout.strip() if answer.returncode == 0 else ""
 
 
+def commit_status(outcome: dict) -> dict:
+    """The body of a commit status on the graded commit. Its creator is the grader's token, which no
+    student holds: the instructor (and the student) can tell it from any status a student makes."""
+    score, maximum = report.outcome_totals(outcome)
+    return {"state": "success" if maximum and score == maximum else "failure", "context": STATUS_CONTEXT,
+            "description": f"hidden checks: {score:g}/{maximum:g} (the course's grader; this is the score that counts)"}
+
+
 def payloads(graded: Path, name: str, clones: Path, prefix: str, outbox: Path, details: str = "totals") -> tuple[int, int]:
-    """Writes outbox/<repository>.json (a repository_dispatch body) for each student whose result changed
-    since it was last sent, and outbox/manifest.tsv: repository, body, pending state, sent state. The
-    sender renames pending to sent once GitHub accepted the event. Returns (to send, unchanged)."""
+    """Writes outbox/<repository>.json (a repository_dispatch body) and outbox/<repository>.status.json (a
+    commit status) for each student whose result changed since it was last sent, and outbox/manifest.tsv:
+    repository, body, pending state, sent state, graded commit, status body. The sender renames pending to
+    sent once GitHub accepted both. Returns (to send, unchanged)."""
     outbox.mkdir(parents=True, exist_ok=True)
     rows, unchanged = [], 0
     for clone in sorted(p for p in Path(clones).iterdir() if p.is_dir()):
@@ -133,7 +144,9 @@ def payloads(graded: Path, name: str, clones: Path, prefix: str, outbox: Path, d
             pass
         repository = prefix + clone.name
         (outbox / f"{repository}.json").write_text(json.dumps(body))
+        (outbox / f"{repository}.status.json").write_text(json.dumps(commit_status(outcome)))
         (folder / PENDING).write_text(json.dumps({"digest": digest, "commit": body["client_payload"]["commit"]}))
-        rows.append("\t".join([repository, str(outbox / f"{repository}.json"), str(folder / PENDING), str(folder / SENT)]))
+        rows.append("\t".join([repository, str(outbox / f"{repository}.json"), str(folder / PENDING), str(folder / SENT),
+                               body["client_payload"]["commit"], str(outbox / f"{repository}.status.json")]))
     (outbox / "manifest.tsv").write_text("".join(row + "\n" for row in rows))
     return len(rows), unchanged
