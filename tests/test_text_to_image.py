@@ -57,6 +57,25 @@ def test_encoder_load_failure_says_how_to_fix(tmp_path):
         CLIPTextEncoder(str(tmp_path / "nowhere"))
 
 
+@pytest.mark.quick
+def test_without_a_network_the_hub_is_not_waited_for(monkeypatch):
+    """Offline and not cached: one quick probe of the hub, then the explanation (the hub client's own retries
+    took minutes); never a download attempt."""
+    from huggingface_hub import constants
+
+    from text_to_image import text_encoder
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "ENDPOINT", "https://hub.invalid")   # a name that never resolves
+    attempts = []
+    real_load = text_encoder._load
+    monkeypatch.setattr(text_encoder, "_load", lambda name, **options: (attempts.append(options),
+                                                                          real_load(name, **options))[1])
+    with pytest.raises(TextEncoderUnavailable, match="hub.invalid cannot be reached"):
+        CLIPTextEncoder("some-org/not-cached-anywhere")
+    assert attempts == [{"local_files_only": True}]
+
+
 def test_trim_padding_keeps_real_tokens(encoder):
     context, mask = encoder(["a photo of a cat", ""])
     length = len(encoder.tokenizer.tokenize("a photo of a cat")) + 2

@@ -1,6 +1,11 @@
 """A frozen CLIP text encoder: prompts -> token embeddings (for cross-attention) and a pooled vector."""
 from __future__ import annotations
 
+import os
+import socket
+import threading
+from urllib.parse import urlparse
+
 import torch
 from torch import nn
 
@@ -10,6 +15,35 @@ DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "e
 
 class TextEncoderUnavailable(RuntimeError):
     """CLIP could not be loaded; the message says how to get it."""
+
+
+def hub_unreachable(seconds: float = 5.0) -> str | None:
+    """Why the Hugging Face hub cannot be asked, found within `seconds`; None when it answers. Without this,
+    a machine with no network spends minutes in the hub client's retries before giving up."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return "HF_HUB_OFFLINE is set"
+    from huggingface_hub import constants
+
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    answer: list[str | None] = []
+
+    def probe():
+        try:
+            socket.create_connection((host, 443), timeout=seconds).close()
+            answer.append(None)
+        except OSError as error:
+            answer.append(f"{host} cannot be reached ({type(error).__name__})")
+
+    thread = threading.Thread(target=probe, daemon=True)   # a name lookup can hang past any socket timeout
+    thread.start()
+    thread.join(seconds)
+    return answer[0] if answer else f"{host} did not answer within {seconds:g} s"
+
+
+def _load(model_name: str, **options):
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    return CLIPTokenizer.from_pretrained(model_name, **options), CLIPTextModel.from_pretrained(model_name, **options)
 
 
 def _article(word: str) -> str:
@@ -33,17 +67,21 @@ class CLIPTextEncoder(nn.Module):
 
     def __init__(self, model_name: str = "openai/clip-vit-base-patch32", device=None):
         super().__init__()
-        from transformers import CLIPTextModel, CLIPTokenizer
-
-        try:
-            self.tokenizer = CLIPTokenizer.from_pretrained(model_name)
-            self.model = CLIPTextModel.from_pretrained(model_name)
+        try:   # a local folder or the local cache first: nothing to wait for
+            self.tokenizer, self.model = _load(model_name, local_files_only=True)
         except Exception as error:
-            raise TextEncoderUnavailable(
-                f"could not load the CLIP text encoder {model_name!r} ({type(error).__name__}). It is downloaded "
-                "from the Hugging Face hub on first use (about 250 MB for ViT-B/32): connect to the internet once, "
-                "or download it elsewhere (huggingface-cli download openai/clip-vit-base-patch32) and pass that "
-                "folder as model_name (the notebook reads it from the CLIP_MODEL environment variable).") from None
+            reason = type(error).__name__ if os.path.isdir(model_name) else hub_unreachable()
+            if reason is None:   # the hub answers: download it (once; the cache keeps it)
+                try:
+                    self.tokenizer, self.model = _load(model_name)
+                except Exception as failure:
+                    reason = type(failure).__name__
+            if reason is not None:
+                raise TextEncoderUnavailable(
+                    f"could not load the CLIP text encoder {model_name!r} ({reason}). It is downloaded from the "
+                    "Hugging Face hub on first use (about 250 MB for ViT-B/32): connect to the internet once, or "
+                    "download it elsewhere (huggingface-cli download openai/clip-vit-base-patch32) and pass that "
+                    "folder as model_name (the notebook reads it from the CLIP_MODEL environment variable).") from None
         self.model.eval().requires_grad_(False)
         self.model_name = model_name
         self.embed_dim = self.model.config.hidden_size
