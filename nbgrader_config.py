@@ -1,8 +1,8 @@
 """nbgrader configuration for this course (copy it into a course folder of your own and adjust).
 
 exercises/ is the source, release/ the student version, solutions/ the solved one, submitted/ what
-`nbgrader collect` gathers. `nbgrader generate_assignment` puts the student library and a
-requirements file beside a notebook that imports it. `nbgrader autograde` and formgrader's Autograde button grade through the
+`nbgrader collect` gathers. `nbgrader generate_assignment` names the exercise in each stub and puts
+the student library and a requirements file beside a notebook that imports it. `nbgrader autograde` and formgrader's Autograde button grade through the
 sandbox (autograder/platforms/nbgrader_autograde.py): student code never runs in nbgrader's own
 kernel, and the hidden-check slots get the checks' scores, never zeros. Hand-graded scores keep their
 review across regrades. See docs/platforms.md.
@@ -10,7 +10,7 @@ review across regrades. See docs/platforms.md.
 import os
 
 from autograder.platforms.nbgrader_autograde import grade_through_the_sandbox
-from autograder.release.nbgrader_release import ship_with_every_release
+from autograder.release.nbgrader_release import STUB_MESSAGE, course_release_steps
 
 c = get_config()  # noqa: F821 (provided by nbgrader)
 
@@ -20,9 +20,7 @@ c.CourseDirectory.release_directory = "release"
 c.CourseDirectory.solution_directory = "solutions"
 c.CourseDirectory.submitted_directory = "submitted"
 
-c.ClearSolutions.code_stub = {
-    "python": '# YOUR CODE HERE\nraise NotImplementedError("Write your solution here, then re-run this cell.")'
-}
+c.ClearSolutions.code_stub = {"python": f'# YOUR CODE HERE\nraise NotImplementedError("{STUB_MESSAGE}")'}
 # Markdown solution cells are the written answers an instructor grades by hand.
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
@@ -36,5 +34,5 @@ c.Execute.record_timing = False
 # for every autograde, e.g. ["--sd-device", "cuda", "--require-gpu"] on a GPU machine.
 grade_through_the_sandbox(c, graded_dir="graded", grade_options=[])
 
-# Lesson 2's release folder gets the text_to_image wheel and the students' requirements.txt.
-ship_with_every_release(c)
+# Each stub names its exercise; Lesson 2's release folder gets the text_to_image wheel and requirements.txt.
+course_release_steps(c)

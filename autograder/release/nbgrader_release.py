@@ -15,7 +15,7 @@ from pathlib import Path
 import nbformat
 from nbgrader.converters import GenerateAssignment
 from nbgrader.coursedir import CourseDirectory
-from nbgrader.preprocessors import NbGraderPreprocessor
+from nbgrader.preprocessors import ClearSolutions, NbGraderPreprocessor
 
 from autograder import assignments
 from autograder.release import student_library
@@ -75,10 +75,26 @@ class ShipStudentLibrary(NbGraderPreprocessor):
         return nb, resources
 
 
-def ship_with_every_release(c) -> None:
-    """For a course's nbgrader_config.py: generate_assignment ships the student library (ShipStudentLibrary)."""
-    c.GenerateAssignment.preprocessors = [*GenerateAssignment.class_traits()["preprocessors"].default(),
-                                          ShipStudentLibrary]
+STUB_MESSAGE = "Write your solution here, then re-run this cell."   # in the course's ClearSolutions.code_stub
+
+
+class NameEachStub(NbGraderPreprocessor):
+    """After nbgrader's ClearSolutions: a stub's error names its cell ("apply_cfg: write your solution here..."),
+    so a student who runs the notebook top to bottom sees which exercise is still open."""
+
+    def preprocess_cell(self, cell, resources, index):
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if cell.cell_type == "code" and grade_id and STUB_MESSAGE in cell.source:
+            cell.source = cell.source.replace(STUB_MESSAGE, f"{grade_id}: {STUB_MESSAGE[0].lower()}{STUB_MESSAGE[1:]}")
+        return cell, resources
+
+
+def course_release_steps(c) -> None:
+    """For a course's nbgrader_config.py: generate_assignment names each stub (NameEachStub) and ships the
+    student library (ShipStudentLibrary)."""
+    steps = list(GenerateAssignment.class_traits()["preprocessors"].default())
+    steps.insert(steps.index(ClearSolutions) + 1, NameEachStub)
+    c.GenerateAssignment.preprocessors = [*steps, ShipStudentLibrary]
 
 
 def comparable(notebook) -> list:
