@@ -122,9 +122,9 @@ def run(args) -> int:
         if submission.notebook is None:
             unreadable.append(submission)
         elif not args.force and (stored := earlier_outcome(submission.report_dir(out_dir), prints[submission.key])):
-            kept += 1   # its student's reports follow this run's visibility
-            report.write_submission_reports(submission.report_dir(out_dir), submission.student, stored,
-                                            args.hidden_visibility)
+            kept += 1   # its outcome stays as it is; what its student sees follows this run's visibility
+            report.write_student_reports(submission.report_dir(out_dir), submission.student, stored,
+                                         args.hidden_visibility)
         else:
             pending.append(submission)
     if any((s.report_dir(out_dir) / report.OUTCOME_FILE).exists() for s in pending):   # a regrade: keep what it replaces

@@ -227,8 +227,13 @@ def bounded(outcome: dict) -> dict:
 
 
 def write_submission_reports(folder: Path, submission_id: str, outcome: dict, hidden_visibility: str = "visible") -> None:
-    """outcome.json (everything, for the instructor); results.json and feedback.md as the student may see them."""
+    """outcome.json (everything, for the instructor), then what the student may see of it."""
     outcome = bounded(outcome)
     write_atomically(folder / OUTCOME_FILE, json.dumps(outcome, indent=2))
+    write_student_reports(folder, submission_id, outcome, hidden_visibility)
+
+
+def write_student_reports(folder: Path, submission_id: str, outcome: dict, hidden_visibility: str = "visible") -> None:
+    """results.json and feedback.md, detailing the checks `hidden_visibility` shows now."""
     write_atomically(folder / "results.json", json.dumps(gradescope_results(outcome, hidden_visibility), indent=2))
     write_atomically(folder / "feedback.md", feedback_markdown(submission_id, outcome, hidden_visibility))
