@@ -40,6 +40,7 @@ def failed(results) -> dict[str, str]:
     return {t["name"].split(": ", 1)[1]: t.get("output", "") for t in results["tests"] if t["status"] != "passed"}
 
 
+@pytest.mark.quick
 def test_the_class_is_graded_as_lesson_2(graded):
     run = graded["run"]
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]

@@ -110,6 +110,22 @@ def test_nbgraders_own_release_of_lesson_2_carries_the_library_students_need(cou
     assert not list((course["root"] / "release" / GUIDANCE).glob("*.whl"))
 
 
+@pytest.mark.quick
+def test_the_shipped_configuration_never_executes_student_code_in_nbgrader():
+    from nbgrader.preprocessors import Execute, SaveAutoGrades
+    from traitlets.config.loader import PyFileConfigLoader
+
+    from autograder.platforms.nbgrader_autograde import SandboxedAutograde
+    from autograder.platforms.nbgrader_gradebook import course_config
+    from autograder.platforms.nbgrader_slots import HiddenCheckScores, KeepReviews
+
+    steps = PyFileConfigLoader("nbgrader_config.py", str(ROOT)).load_config().Autograde.autograde_preprocessors
+    assert SandboxedAutograde in steps and Execute not in steps   # autograde and formgrader's button
+    assert steps.index(KeepReviews) == steps.index(SaveAutoGrades) + 1
+    synced = course_config(ROOT, ROOT / "graded").Autograde.autograde_preprocessors   # nbgrader-sync
+    assert HiddenCheckScores in synced and not {SandboxedAutograde, Execute} & set(synced)
+
+
 def test_every_row_has_its_student_and_assignment(course):
     graded = course["graded"]
     lesson1, lesson2 = rows(graded / GUIDANCE / "grades.csv"), rows(graded / CLIP_ASSIGNMENT / "grades.csv")

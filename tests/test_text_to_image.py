@@ -324,6 +324,20 @@ def test_command_line_trains_and_samples_offline(tmp_path, capsys):
     assert "model" in torch.load(out / "model.pt", weights_only=True)
 
 
+@pytest.mark.quick
+def test_lesson_settings_follow_the_device_and_the_small_switch(monkeypatch):
+    from text_to_image.settings import lesson_settings
+
+    for name in ("T2I_SMALL", "T2I_EPOCHS", "T2I_SAMPLE_STEPS", "T2I_DATASET", "CLIP_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    full = lesson_settings(torch.device("cpu"))
+    assert (full.small, full.epochs, full.sample_steps, full.dataset) == (False, 30, 50, "auto")
+    assert lesson_settings(torch.device("cuda")).dataset == "cifar10"   # the device's type only: no GPU needed
+    monkeypatch.setenv("T2I_SMALL", "1")
+    small = lesson_settings(torch.device("cpu"))
+    assert (small.small, small.epochs, small.sample_steps) == (True, 2, 10)
+
+
 def test_model_settings_follow_the_image_size():
     from text_to_image.dit import model_settings_for
 
