@@ -1,7 +1,11 @@
 import json
 import os
 import re
+import shutil
 import subprocess
+import sys
+import tempfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -9,7 +13,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")   # nothing in the suite may reach a model hub
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from tests.submissions import ASSIGNMENT, ROOT  # noqa: E402
+from tests.submissions import ASSIGNMENT, ROOT, build  # noqa: E402
 
 SOURCE_NOTEBOOK = ROOT / "exercises" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
 RELEASE_NOTEBOOK = ROOT / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
@@ -83,3 +87,50 @@ def others_can_run_python():
     yield
     for folder, mode in opened:
         os.chmod(folder, mode)
+
+
+# The Gradescope autograder zip, unpacked and set up once for every test that runs it (test_gradescope.py,
+# test_nbgrader_course.py's four-way comparison).
+@pytest.fixture(scope="session")
+def autograder_root(tmp_path_factory):
+    """/autograder as Gradescope lays it out (world-readable, as a zip unpacks), with setup.sh run."""
+    bundle = tmp_path_factory.mktemp("bundle") / "autograder.zip"
+    made = subprocess.run([sys.executable, "-m", "autograder", "bundle", "gradescope", "--assignment", ASSIGNMENT,
+                           "--out", str(bundle), "--hidden-visibility", "visible", "--feedback-limit", "2/24h"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert made.returncode == 0, made.stderr
+    root = Path(tempfile.mkdtemp(prefix="gradescope-"))
+    root.chmod(0o755)
+    with zipfile.ZipFile(bundle) as archive:
+        names = archive.namelist()
+        archive.extractall(root / "source")
+    for name in ("setup.sh", "run_autograder"):
+        (root / "source" / name).chmod(0o755)
+    env = {**os.environ, "AUTOGRADER_SKIP_APT": "1", "AUTOGRADER_SOURCE": str(root / "source"),
+           "AUTOGRADER_VENV": str(root / "venv"), "AUTOGRADER_TORCH_INDEX": "",
+           "AUTOGRADER_PIP_NO_CACHE": ""}   # this machine's pip cache: the same wheels, fetched once
+    setup = subprocess.run(["bash", str(root / "source" / "setup.sh")], capture_output=True, text=True, env=env,
+                           timeout=1800)
+    yield {"root": root, "names": names, "setup": setup}
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def run_autograder(root: Path, upload: dict, metadata: dict | None = None, no_namespaces: bool = False) -> dict:
+    """Gradescope's run for one upload ({relative path: variant, or a notebook file}); returns results.json."""
+    shutil.rmtree(root / "submission", ignore_errors=True)
+    shutil.rmtree(root / "results", ignore_errors=True)
+    for relative, variant in upload.items():
+        if isinstance(variant, Path):
+            (root / "submission" / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(variant, root / "submission" / relative)
+        else:
+            build(variant, root / "submission" / relative)
+    (root / "results").mkdir()
+    (root / "submission_metadata.json").write_text(json.dumps(metadata or {}))
+    command = ["bash", str(root / "source" / "run_autograder")]
+    if no_namespaces:
+        command = [sys.executable, "-m", "tests.no_namespaces", *command]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT,
+                         env={**os.environ, "AUTOGRADER_ROOT": str(root)})
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    return json.loads((root / "results" / "results.json").read_text())

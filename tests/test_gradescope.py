@@ -3,63 +3,18 @@ setup.sh builds the grading environment (from requirements-grader.lock only; apt
 machine skips), then run_autograder grades uploads with that environment, with bubblewrap and in the
 namespace-free mode Gradescope's Docker imposes."""
 import json
-import os
-import shutil
 import subprocess
 import sys
-import tempfile
-import zipfile
-from pathlib import Path
 
 import pytest
 
 from autograder.reports import report
 from autograder.platforms.gradescope import FeedbackLimit, results
+from tests.conftest import run_autograder
 from tests.submissions import (ASSIGNMENT, HOSTILE, MISTAKES, ROOT, TAMPERED, build, leaks_into_its_error,
                                variant_with)
 
 GRADER_ONLY = ("jupyterlab", "notebook", "nbgrader", "nbclient", "ipykernel")
-
-
-@pytest.fixture(scope="module")
-def autograder_root(tmp_path_factory):
-    """/autograder as Gradescope lays it out (world-readable, as a zip unpacks), with setup.sh run."""
-    bundle = tmp_path_factory.mktemp("bundle") / "autograder.zip"
-    made = subprocess.run([sys.executable, "-m", "autograder", "bundle", "gradescope", "--assignment", ASSIGNMENT,
-                           "--out", str(bundle), "--hidden-visibility", "visible", "--feedback-limit", "2/24h"],
-                          capture_output=True, text=True, cwd=ROOT)
-    assert made.returncode == 0, made.stderr
-    root = Path(tempfile.mkdtemp(prefix="gradescope-"))
-    root.chmod(0o755)
-    with zipfile.ZipFile(bundle) as archive:
-        names = archive.namelist()
-        archive.extractall(root / "source")
-    for name in ("setup.sh", "run_autograder"):
-        (root / "source" / name).chmod(0o755)
-    env = {**os.environ, "AUTOGRADER_SKIP_APT": "1", "AUTOGRADER_SOURCE": str(root / "source"),
-           "AUTOGRADER_VENV": str(root / "venv"), "AUTOGRADER_TORCH_INDEX": "",
-           "AUTOGRADER_PIP_NO_CACHE": ""}   # this machine's pip cache: the same wheels, fetched once
-    setup = subprocess.run(["bash", str(root / "source" / "setup.sh")], capture_output=True, text=True, env=env,
-                           timeout=1800)
-    yield {"root": root, "names": names, "setup": setup}
-    shutil.rmtree(root, ignore_errors=True)
-
-
-def run_autograder(root: Path, upload: dict, metadata: dict | None = None, no_namespaces: bool = False) -> dict:
-    """Gradescope's run for one upload ({relative path: variant}); returns results.json."""
-    shutil.rmtree(root / "submission", ignore_errors=True)
-    shutil.rmtree(root / "results", ignore_errors=True)
-    for relative, variant in upload.items():
-        build(variant, root / "submission" / relative)
-    (root / "results").mkdir()
-    (root / "submission_metadata.json").write_text(json.dumps(metadata or {}))
-    command = ["bash", str(root / "source" / "run_autograder")]
-    if no_namespaces:
-        command = [sys.executable, "-m", "tests.no_namespaces", *command]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT,
-                         env={**os.environ, "AUTOGRADER_ROOT": str(root)})
-    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
-    return json.loads((root / "results" / "results.json").read_text())
 
 
 def test_the_zip_holds_the_grader_and_nothing_of_the_course(autograder_root):

@@ -5,6 +5,7 @@ collect layout (submitted/<student>/<assignment>/ with timestamp.txt) holds five
 grader grades it, `nbgrader-sync` writes the scores into the gradebook, and nbgrader's export,
 feedback and API are compared with our grades.csv.
 """
+import base64
 import csv
 import dataclasses
 import json
@@ -12,10 +13,14 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
+import nbformat
 import pytest
 
 from autograder.assignments import ASSIGNMENTS
+from autograder.reports import report
+from tests.conftest import run_autograder
 from tests.clip_submissions import CLIP_CORRECT, CLIP_MISTAKES
 from tests.submissions import CLIP_ASSIGNMENT, CORRECT, HOSTILE, MISTAKES, ROOT, build, build_clip
 
@@ -271,6 +276,57 @@ def test_the_sync_refuses_grades_made_against_another_release(course):
     finally:
         released.write_text(original)
     assert sync.returncode == 2 and "locked cells differ" in sync.stdout, sync.stdout + sync.stderr
+
+
+def slot_checks(autograded_notebook: Path) -> dict:
+    """The per-check lines nbgrader's slot cells hold: {check name: score}."""
+    checks = {}
+    for cell in json.loads(autograded_notebook.read_text())["cells"]:
+        for output in cell.get("outputs", []):
+            for line in "".join(output.get("text", "")).splitlines():
+                mark = next((m for m in report.OUTCOME_MARK.values() if line.startswith(m + " ")), None)
+                if mark and line.endswith(")"):
+                    name, points = line[len(mark) + 1:].rsplit(" (", 1)
+                    checks[name] = float(points.split("/")[0])
+    return checks
+
+
+def test_four_ways_of_grading_give_the_same_checks(course, autograder_root, others_can_run_python, tmp_path,
+                                                   tiny_pipeline_dir):
+    """The same submissions graded locally, through the unpacked Gradescope bundle, as the Classroom grader
+    workflow grades its clones, and into nbgrader's gradebook: the same score for every check."""
+    from tests.test_classroom import commit
+
+    root, graded = course["root"], course["graded"]
+    students = ["ada", "ben", "eli"]   # correct; a typical mistake; one function left as the stub
+    notebooks = {s: root / "submitted" / s / GUIDANCE / f"{GUIDANCE}.ipynb" for s in students}
+    local = {s: {c["name"]: c["score"] for c in json.loads((graded / GUIDANCE / s / "outcome.json").read_text())
+                 ["checks"]} for s in students}
+    assert len({tuple(v.values()) for v in local.values()}) == 3   # three different results to agree on
+
+    sync = autograder("nbgrader-sync", GUIDANCE, "--graded", str(graded), "--course-dir", str(root))
+    assert sync.returncode == 0, sync.stdout[-2000:]
+    for student in students:
+        source = nbformat.read(notebooks[student], as_version=4)
+        commit(tmp_path / "clones" / student)   # a repository, as Classroom makes it
+        nbformat.write(source, tmp_path / "clones" / student / f"{GUIDANCE}.ipynb")
+        commit(tmp_path / "clones" / student, message="my work")
+    run = autograder("grade", str(tmp_path / "clones"), "--assignment", GUIDANCE, "--out", str(tmp_path / "classroom"),
+                     *grade_options(tiny_pipeline_dir))
+    assert run.returncode == 0, run.stderr[-2000:]
+    payloads = autograder("classroom-payloads", str(tmp_path / "classroom"), "--assignment", GUIDANCE, "--clones",
+                          str(tmp_path / "clones"), "--outbox", str(tmp_path / "outbox"), "--details", "visible")
+    assert payloads.returncode == 0, payloads.stderr[-2000:]
+    for student in students:
+        body = json.loads((tmp_path / "outbox" / f"{student}.json").read_text())
+        classroom = {t["name"]: t["score"] for t in json.loads(base64.b64decode(body["client_payload"]["result"]))
+                     ["tests"]}
+        nbgrader_slots = slot_checks(root / "autograded" / student / GUIDANCE / f"{GUIDANCE}.ipynb")
+        bundle = {t["name"]: t["score"] for t in run_autograder(autograder_root["root"], {
+            f"{GUIDANCE}.ipynb": notebooks[student]}, no_namespaces=True)["tests"]}
+        assert classroom == nbgrader_slots == local[student], student
+        # the bundle grades Exercise 4 on its own (default) pipeline: every check's score all the same
+        assert bundle == local[student], student
 
 
 def test_feedback_shows_the_hidden_check_results(course):
