@@ -14,6 +14,7 @@ the cell's automatic score changed.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import nbformat
@@ -28,22 +29,27 @@ from autograder.reports import report
 REVIEWED = "autograder_reviewed"   # resources key: the reviews found before nbgrader's SaveAutoGrades
 
 
-def _grades(resources):
-    """grade name -> (manual score, automatic score, needs manual grade), and the submission's timestamp."""
+@contextmanager
+def _submission_notebook(resources):
+    """The gradebook, and this student's notebook in it (None before nbgrader first records it)."""
     info = resources["nbgrader"]
     with Gradebook(info["db_url"]) as gradebook:
         try:
             notebook = gradebook.find_submission_notebook(info["notebook"], info["assignment"], info["student"])
         except MissingEntry:
-            return {}, None
-        return ({g.name: (g.manual_score, g.auto_score, g.needs_manual_grade) for g in notebook.grades},
-                notebook.assignment.timestamp)
+            notebook = None
+        yield gradebook, notebook
 
 
 def remember_reviews(resources) -> None:
-    grades, timestamp = _grades(resources)
-    resources[REVIEWED] = ({name: auto for name, (manual, auto, needs) in grades.items()
-                            if manual is not None and not needs}, timestamp)
+    """Notes, before nbgrader saves new scores, which grades an instructor reviewed and what they stood on."""
+    with _submission_notebook(resources) as (_, notebook):
+        if notebook is None:
+            resources[REVIEWED] = ({}, None)
+            return
+        resources[REVIEWED] = ({g.name: g.auto_score for g in notebook.grades
+                                if g.manual_score is not None and not g.needs_manual_grade},
+                               notebook.assignment.timestamp)
 
 
 class KeepReviews(NbGraderPreprocessor):
@@ -51,16 +57,12 @@ class KeepReviews(NbGraderPreprocessor):
 
     def preprocess(self, nb, resources):
         reviewed, timestamp = resources.get(REVIEWED, ({}, None))
-        info = resources["nbgrader"]
-        with Gradebook(info["db_url"]) as gradebook:
-            try:
-                notebook = gradebook.find_submission_notebook(info["notebook"], info["assignment"], info["student"])
-            except MissingEntry:
-                return nb, resources
-            if notebook.assignment.timestamp != timestamp:   # a new submission: its answers need a new look
+        with _submission_notebook(resources) as (gradebook, notebook):
+            # A new submission's answers need a new look; so does a score the checks changed.
+            if notebook is None or notebook.assignment.timestamp != timestamp:
                 return nb, resources
             for grade in notebook.grades:
-                if grade.name in reviewed and grade.auto_score == reviewed[grade.name] and grade.manual_score is not None:
+                if grade.name in reviewed and grade.auto_score == reviewed[grade.name]:
                     grade.needs_manual_grade = False
             gradebook.db.commit()
         return nb, resources
