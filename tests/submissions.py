@@ -397,7 +397,7 @@ TOP_LEVEL_SABOTAGE = {
 
 
 FRAME_WRITER = '''
-import fcntl, io, json, os, stat, struct, zipfile
+import fcntl, json, os, stat, struct
 import numpy as np
 
 def _reply_fd():
@@ -414,17 +414,18 @@ def _send_raw(payload):
     while data:
         data = data[os.write(fd, data):]
 
-def _npy(text):
-    buffer = io.BytesIO()
-    np.save(buffer, np.frombuffer(text.encode(), dtype=np.uint8))
-    return buffer.getvalue()
-
-def _npz(description, arrays=None):
-    """A message as the runner would pack it; a str description is sent as it is (JSON the runner cannot make)."""
+def _message(description, arrays=None, table=None):
+    """A message laid out as the runner's (a JSON header, then each array's bytes at a multiple of 8); a str
+    description is sent as it is (JSON the runner cannot make); `table` replaces the array table."""
+    arrays = arrays or {}
     text = description if isinstance(description, str) else json.dumps(description)
-    buffer = io.BytesIO()
-    np.savez(buffer, __description__=np.frombuffer(text.encode(), dtype=np.uint8), **(arrays or {}))
-    return buffer.getvalue()
+    if table is None:
+        table = json.dumps([[name, a.dtype.str, list(a.shape)] for name, a in arrays.items()])
+    header = ('{"description": ' + text + ', "arrays": ' + table + '}').encode()
+    payload = struct.pack(">I", len(header)) + header
+    for array in arrays.values():
+        payload += bytes(-len(payload) % 8) + array.tobytes()
+    return payload
 '''
 
 
@@ -596,30 +597,28 @@ def generate_guidance_sweep(pipe, prompt, guidance_scales, seed=42, num_inferenc
     "not_a_notebook": (Variant(raw_bytes=b"def apply_cfg(u, c, w):\n    return u + w * (c - u)\n", suffix=".py"), 0),
     # Answers written straight onto the reply pipe, around the runner: the grader must read them as the
     # student's failure, never crash or inflate them.
-    "compressed_answer_bomb": (variant_with(cross_attention=FRAME_WRITER + f'''
+    "array_larger_than_its_bytes": (variant_with(cross_attention=FRAME_WRITER + f'''
 def cross_attention({CA_ARGS}):
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("__description__.npy", _npy(json.dumps({{"value": {{"kind": "tensor", "array": "a0"}},
-                                                                 "inputs_after": {{"kind": "list", "items": []}}}})))
-        with archive.open("a0.npy", "w", force_zip64=True) as member:
-            np.lib.format.write_array_header_2_0(member, {{"descr": "|u1", "fortran_order": False,
-                                                          "shape": (1 << 28,)}})
-            zeros = bytes(1 << 20)
-            for _ in range(1 << 8):
-                member.write(zeros)
-    _send_raw(buffer.getvalue())
+    # 16 MiB declared, 16 bytes sent: the grader must not read or allocate by the declared size
+    _send_raw(_message({{"value": {{"kind": "tensor", "array": "a0"}}, "inputs_after": {{"kind": "list", "items": []}}}},
+                       table='[["a0", "|u1", [16777216]]]') + bytes(16))
+    os._exit(0)
+'''), 20),
+    "object_array_answer": (variant_with(cross_attention=FRAME_WRITER + f'''
+def cross_attention({CA_ARGS}):
+    _send_raw(_message({{"value": {{"kind": "tensor", "array": "a0"}}, "inputs_after": {{"kind": "list", "items": []}}}},
+                       table='[["a0", "|O", [1]]]') + bytes(8))
     os._exit(0)
 '''), 20),
     "answer_not_a_message": (variant_with(cross_attention=FRAME_WRITER + f'''
 def cross_attention({CA_ARGS}):
-    _send_raw(_npz(5))
+    _send_raw(_message(5))
     os._exit(0)
 '''), 20),
     "deeply_nested_answer": (variant_with(cross_attention=FRAME_WRITER + f'''
 def cross_attention({CA_ARGS}):
     nested = '{{"kind": "list", "items": [' * 5000 + '{{"kind": "scalar", "value": 1}}' + ']}}' * 5000
-    _send_raw(_npz('{{"value": ' + nested + ', "inputs_after": {{"kind": "list", "items": []}}}}'))
+    _send_raw(_message('{{"value": ' + nested + ', "inputs_after": {{"kind": "list", "items": []}}}}'))
     os._exit(0)
 '''), 20),
     "one_dimensional_images": (variant_with(generate_guidance_sweep=FRAME_WRITER + '''
@@ -629,7 +628,7 @@ def generate_guidance_sweep(pipe, prompt, guidance_scales, seed=42, num_inferenc
              generator=torch.Generator(device="cpu").manual_seed(seed))
     items = [{"kind": "image/RGB", "array": "a%d" % i} for i in range(len(guidance_scales))]
     arrays = {"a%d" % i: np.arange(12, dtype=np.uint8) for i in range(len(guidance_scales))}
-    _send_raw(_npz({"value": {"kind": "list", "items": items}, "inputs_after": {"kind": "list", "items": []}},
+    _send_raw(_message({"value": {"kind": "list", "items": items}, "inputs_after": {"kind": "list", "items": []}},
                    arrays))
     os._exit(0)
 '''), 24),

@@ -208,7 +208,8 @@ def test_answers_written_around_the_runner_are_the_students_failure(graded):
     def messages(name, prefix):
         return [t["output"] for t in results_of(graded, name)["tests"] if t["name"].startswith(prefix)]
 
-    assert all("compressed message" in m for m in messages("compressed_answer_bomb", "cross_attention"))
+    assert all("larger than its bytes" in m for m in messages("array_larger_than_its_bytes", "cross_attention"))
+    assert all("disallowed dtype" in m for m in messages("object_array_answer", "cross_attention"))
     assert all("not a message" in m for m in messages("answer_not_a_message", "cross_attention"))
     assert all("cannot read" in m or "unreadable" in m for m in messages("deeply_nested_answer", "cross_attention"))
     images = {t["name"]: t for t in results_of(graded, "one_dimensional_images")["tests"]}

@@ -133,7 +133,7 @@ class NotebookProcess:
                     del buffer[:wire.HEADER.size]
                     needed, header_done = length, True
         try:
-            return wire.unpack(bytes(buffer))
+            return wire.unpack(buffer)
         except (wire.WireError, RecursionError) as error:
             self._die(f"the sandboxed process sent an unreadable answer ({error})")
 
