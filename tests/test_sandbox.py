@@ -447,3 +447,47 @@ def test_the_notebooks_wall_time_is_bounded_whatever_its_cells_do(sandbox):
     assert elapsed < 15    # budget 2 s, then at most half of it again for cells that start late
     unrun = [n for n in notebook.notes if "time for grading was used up" in n.get("stopped", "")]
     assert len(unrun) > 100 and unrun[-1]["number"] == 150
+
+
+@pytest.mark.quick
+def test_the_wire_carries_arrays_exactly_and_refuses_what_it_cannot_trust():
+    import json
+    import struct
+
+    import numpy as np
+    import torch
+
+    from autograder.sandbox.inside import wire
+
+    arrays = {"a0": np.arange(5, dtype=np.uint8), "a1": np.linspace(0, 1, 12, dtype=np.float32).reshape(3, 4),
+              "a2": np.arange(6, dtype=np.float16).reshape(2, 3).T, "a3": np.zeros((0, 3), np.int64),
+              "a4": np.array([True, False])}
+    description, back = wire.unpack(bytearray(wire.pack({"kind": "list", "n": [1, 2.5]}, arrays)))
+    assert description == {"kind": "list", "n": [1, 2.5]}
+    for name, array in arrays.items():
+        assert back[name].dtype == array.dtype and back[name].shape == array.shape
+        assert np.array_equal(back[name], array) and back[name].flags.writeable
+        assert back[name].ctypes.data % wire.ALIGN == 0
+    assert torch.equal(torch.from_numpy(back["a1"]), torch.from_numpy(arrays["a1"]))
+
+    def forged(table, data=b""):
+        header = json.dumps({"description": {}, "arrays": table}).encode()
+        payload = struct.pack(">I", len(header)) + header
+        return payload + bytes(-len(payload) % wire.ALIGN) + data
+
+    refused = {
+        "larger than its bytes": forged([["a", "|u1", [1 << 24]]], bytes(16)),
+        "disallowed dtype": forged([["a", "|O", [1]]], bytes(8)),
+        "disallowed dtype ": forged([["a", "<c8", [1]]], bytes(8)),
+        "beyond its arrays": forged([["a", "|u1", [2]]], bytes(9)),
+        "more than": forged([["a", "|u1", [1 << 13, (1 << 12) + 1]]]),   # counted before any byte is read
+        "dimensions": forged([["a", "|u1", [1] * 9]], bytes(1)),
+        "malformed shape": forged([["a", "|u1", [-1]]]),
+        "malformed array entry": forged([["a", "|u1", [1]], ["a", "|u1", [1]]], bytes(9)),
+        "unreadable message": b"\x00\x00\xff\xff{}",
+    }
+    for reason, payload in refused.items():
+        with pytest.raises(wire.WireError, match=reason.strip()):
+            wire.unpack(bytearray(payload))
+    with pytest.raises(wire.WireError, match="unreadable"):   # nested past Python's recursion limit
+        wire.unpack(bytearray(struct.pack(">I", 100_000) + b"[" * 50_000 + b"]" * 50_000))
