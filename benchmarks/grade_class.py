@@ -85,9 +85,17 @@ def grade_ours(submitted: Path, out: Path, pipeline: Path) -> float:
     return time.perf_counter() - started
 
 
+# nbgrader as a course runs it without this package: its own Execute step runs each notebook in a kernel.
+# (The course's nbgrader_config.py would hand autograde to our grader and time it twice.)
+PLAIN_NBGRADER_CONFIG = """c = get_config()
+c.CourseDirectory.source_directory = "exercises"
+c.ExecutePreprocessor.timeout = 1800
+"""
+
+
 def grade_nbgrader(course: Path, submitted: Path, students: list[str], pipeline: Path) -> float:
     course.mkdir(parents=True)
-    shutil.copy(ROOT / "nbgrader_config.py", course)
+    (course / "nbgrader_config.py").write_text(PLAIN_NBGRADER_CONFIG)
     shutil.copytree(ROOT / "exercises" / ASSIGNMENT, course / "exercises" / ASSIGNMENT)
     shutil.copytree(submitted, course / "submitted")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",

@@ -100,7 +100,10 @@ def rank(codes: dict[str, dict[str, str]], common: dict[str, str], top: int = 25
     prints_of: dict[str, dict[str, object]] = {}
     for function in functions:
         boilerplate = list(_fingerprint(common.get(function, ""), "common", window=1).hashes)
-        prints = {s: _fingerprint(codes[s][function], s, boilerplate) for s in students if codes[s].get(function)}
+        of_code: dict[str, object] = {}   # identical code (untouched stubs, above all) is fingerprinted once
+        prints = {s: of_code.get(codes[s][function]) or of_code.setdefault(
+                      codes[s][function], _fingerprint(codes[s][function], s, boilerplate))
+                  for s in students if codes[s].get(function)}
         prints_of[function] = prints
         shared, sizes = _pair_scores(prints, index)
         union = sizes[:, None] + sizes[None, :] - shared
