@@ -1,6 +1,7 @@
 """The grader on three corpora built from the released notebook, through the real CLI and sandbox."""
 import csv
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -435,3 +436,23 @@ def test_pytest_plugins_installed_beside_the_grader_stay_out_of_grading(tmp_path
     assert "grade_everything" in probe.stdout   # pytest would load it in any other session
     assert not marker.exists()
     assert report_of(tmp_path / "out", "stub")["score"] == 0
+
+
+@pytest.mark.quick
+def test_workers_are_forked_from_one_template_that_has_torch_loaded(tmp_path):
+    from autograder.grading.worker import GradingWorker
+
+    workers = [GradingWorker(tmp_path / f"w{i}.log", threads=1) for i in range(2)]
+    try:
+        for worker in workers:
+            worker._start()
+        parents = {int(Path(f"/proc/{w.process.pid}/stat").read_text().rsplit(")", 1)[1].split()[1]) for w in workers}
+        assert len(parents) == 1 and os.getpid() not in parents   # one template, not this process
+        assert "libtorch" in Path(f"/proc/{parents.pop()}/maps").read_text()   # imported before the fork
+        for worker in workers:   # each still answers as a worker of its own
+            worker.requests.send_bytes(b'{"assignment": "no such assignment"}')
+            assert worker._read_reply(60)["returncode"] == -1
+    finally:
+        for worker in workers:
+            worker.close()
+    assert all(w.process is None for w in workers)

@@ -1,19 +1,21 @@
 """A long-lived grading worker: runs the hidden checks for one submission after another, in-process.
 
-The grade command starts one worker per parallel slot and feeds it notebooks over stdin (one JSON
-line each; one JSON line back). Keeping the worker alive means torch, diffusers and Exercise 4's
-pipeline (and its reference images) are loaded once per worker, not once per submission. Student
-code still never runs here: each graded function runs in its own child of the worker's sandbox
-(sandbox/zygote_host.py), which is wiped between submissions.
+The grade command starts one worker per parallel slot and feeds it notebooks over a pipe (one JSON
+message each; one back). Keeping the worker alive means torch and the checks (and, with one worker,
+Exercise 4's pipeline) are loaded once per worker, not once per submission. Every worker is forked
+from one template process that has imported torch and pytest already (multiprocessing's forkserver):
+a second Python importing them would cost each further worker ~1.9 s of CPU that the first
+submissions wait for. Student code still never runs here: each graded function runs in its own
+child of the worker's sandbox (sandbox/zygote_host.py), which is wiped between submissions.
 """
 from __future__ import annotations
 
 import atexit
+import functools
 import json
+import multiprocessing
 import os
-import selectors
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,24 +47,44 @@ def grade(request: dict) -> dict:
     return {"returncode": int(pytest.main(arguments))}
 
 
-def main() -> None:
-    replies = os.fdopen(os.dup(1), "w", buffering=1)
-    log = open(os.environ.get("AUTOGRADER_WORKER_LOG", os.devnull), "a")
-    os.dup2(log.fileno(), 1)      # pytest's own output must not mix with the replies
+def serve(requests, replies, environment: dict[str, str]) -> None:
+    """A worker's life, in the process forked for it: grade each request, answer each, until the pipe closes."""
+    os.setsid()   # its own session: close() ends the worker and its sandbox together
+    os.environ.update(environment)
+    tempfile.tempdir = None   # TMPDIR changed: the next temporary file goes under the worker's own folder
+    sys.dont_write_bytecode = True
+    import torch
+
+    torch.set_num_threads(int(environment["OMP_NUM_THREADS"]))   # the template's OpenMP read its own count
+    log = open(environment.get("AUTOGRADER_WORKER_LOG", os.devnull), "a")
+    os.dup2(log.fileno(), 1)      # pytest's own output goes to the log
     sys.stdout = log
-    for line in sys.stdin:
-        request = json.loads(line)
+    while True:
+        try:
+            request = json.loads(requests.recv_bytes())
+        except EOFError:
+            break
         try:
             reply = grade(request)
         except BaseException as error:  # a grader bug: report it and keep serving
             reply = {"returncode": -1, "error": f"{type(error).__name__}: {error}"}
         log.flush()
-        replies.write(json.dumps(reply) + "\n")
+        replies.send_bytes(json.dumps(reply).encode())
     # The sandboxes close in atexit handlers; after them nothing is left to do, and tearing down the
-    # interpreter with torch and diffusers loaded would take a second more of the grade command's time.
+    # interpreter with torch loaded would take a second more of the grade command's time.
     atexit._run_exitfuncs()
     log.flush()
     os._exit(0)
+
+
+@functools.cache
+def _template():
+    """The process workers are forked from, started on first use with torch and pytest imported. Its OpenMP
+    reads its settings once, there: threads that sleep when they wait (see compute_environment)."""
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["torch", "autograder.grading.worker", "autograder.sandbox.student_process"])
+    return context
 
 
 def compute_environment(threads: int, cpu_share_file: Path | None) -> dict[str, str]:
@@ -95,25 +117,31 @@ class GradingWorker:
         self.cgroup_prefix = f"autograder-{uuid.uuid4().hex[:8]}-"
         # Plugins installed beside the grader (pytest-randomly reorders and reseeds, others rewrite reports) never
         # join a grading session: the one it needs is named in its arguments.
-        env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
-               **compute_environment(self.threads, self.cpu_share_file), **self.pipeline_server,
-               "TMPDIR": self.scratch, "AUTOGRADER_CGROUP_PREFIX": self.cgroup_prefix}
+        environment = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", **compute_environment(self.threads, self.cpu_share_file),
+                       **self.pipeline_server, "TMPDIR": self.scratch, "AUTOGRADER_CGROUP_PREFIX": self.cgroup_prefix}
         if self.log_path:
-            env["AUTOGRADER_WORKER_LOG"] = str(self.log_path)
-        self.process = subprocess.Popen([sys.executable, "-m", "autograder.grading.worker"], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, env=env, start_new_session=True)
+            environment["AUTOGRADER_WORKER_LOG"] = str(self.log_path)
+        context = _template()
+        their_requests, self.requests = context.Pipe(duplex=False)
+        self.replies, their_replies = context.Pipe(duplex=False)
+        self.process = context.Process(target=serve, args=(their_requests, their_replies, environment), daemon=True)
+        self.process.start()
+        their_requests.close()
+        their_replies.close()
 
     def grade(self, notebook: Path, assignment: str, options: list[str], timeout: float) -> dict:
         """The outcome for one notebook (see report.py); never raises for a student's doing."""
-        if self.process is None or self.process.poll() is not None:
+        if self.process is None or not self.process.is_alive():
             self._start()
         started = time.time()
         with tempfile.TemporaryDirectory(prefix="grade-") as scratch:
             results_path = Path(scratch) / "results.json"
             request = {"notebook": os.path.abspath(notebook), "assignment": assignment,
                        "results_json": str(results_path), "options": options}
-            self.process.stdin.write((json.dumps(request) + "\n").encode())
-            self.process.stdin.flush()
+            try:
+                self.requests.send_bytes(json.dumps(request).encode())
+            except OSError:
+                pass   # it died since: _read_reply says so
             reply = self._read_reply(timeout)
             if reply is None:
                 problem = f"grading took longer than {timeout:.0f} s" if self.process else "the grading worker died"
@@ -129,42 +157,28 @@ class GradingWorker:
                 "grader_log": problem + (f" (log: {self.log_path})" if self.log_path else "")}
 
     def _read_reply(self, timeout: float) -> dict | None:
-        fd = self.process.stdout.fileno()
-        deadline = time.monotonic() + timeout
-        buffer = b""
-        with selectors.DefaultSelector() as selector:
-            selector.register(fd, selectors.EVENT_READ)
-            while not buffer.endswith(b"\n"):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not selector.select(remaining):
-                    return None
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    self.process.wait()
-                    self.process = None
-                    return None
-                buffer += chunk
-        return json.loads(buffer)
+        try:
+            if not self.replies.poll(timeout):
+                return None
+            return json.loads(self.replies.recv_bytes())
+        except (EOFError, OSError):   # the worker died
+            self.process.join()
+            self.process = None
+            return None
 
     def close(self, wait: float = 30.0):
-        """Ends the worker: it closes its sandboxes itself when its input ends; killed if it does not in `wait`."""
+        """Ends the worker: it closes its sandboxes itself when its pipe closes; killed if it does not in `wait`."""
         process, self.process = self.process, None   # also called from another thread on Ctrl-C
         if process is not None:
+            self.requests.close()
+            process.join(wait)
             try:
-                process.stdin.close()
-                process.wait(timeout=wait)
-            except (OSError, ValueError, subprocess.TimeoutExpired):
-                pass
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            process.wait()
+                os.killpg(process.pid, signal.SIGKILL)   # the worker's session: its sandbox goes with it
+            except ProcessLookupError:   # ended, or killed before it made its session
+                process.kill()
+            process.join()
+            self.replies.close()
         scratch, self.scratch = getattr(self, "scratch", None), None
         if scratch:
             remove_leftovers(self.cgroup_prefix)
             wipe.remove(str(scratch))
-
-
-if __name__ == "__main__":
-    main()
