@@ -439,14 +439,20 @@ def test_pytest_plugins_installed_beside_the_grader_stay_out_of_grading(tmp_path
 
 
 @pytest.mark.quick
-def test_workers_are_forked_from_one_template_that_has_torch_loaded(tmp_path):
+def test_workers_and_the_pipeline_server_are_forked_from_one_template_that_has_torch_loaded(tmp_path, tiny_pipeline_dir):
     from autograder.grading.worker import GradingWorker
+    from autograder.pipeline import server as pipeline_server
+    from autograder.pipeline.spec import PipelineSpec
+
+    def parent(pid: int) -> int:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
     workers = [GradingWorker(tmp_path / f"w{i}.log", threads=1) for i in range(2)]
+    server = pipeline_server.Server(tmp_path, PipelineSpec(str(tiny_pipeline_dir), "cpu"), False, {})
     try:
         for worker in workers:
             worker._start()
-        parents = {int(Path(f"/proc/{w.process.pid}/stat").read_text().rsplit(")", 1)[1].split()[1]) for w in workers}
+        parents = {parent(w.process.pid) for w in workers} | {parent(server.process.pid)}
         assert len(parents) == 1 and os.getpid() not in parents   # one template, not this process
         assert "libtorch" in Path(f"/proc/{parents.pop()}/maps").read_text()   # imported before the fork
         for worker in workers:   # each still answers as a worker of its own
@@ -455,4 +461,5 @@ def test_workers_are_forked_from_one_template_that_has_torch_loaded(tmp_path):
     finally:
         for worker in workers:
             worker.close()
-    assert all(w.process is None for w in workers)
+        server.close()
+    assert all(w.process is None for w in workers) and not server.process.is_alive()

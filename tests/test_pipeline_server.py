@@ -76,7 +76,7 @@ def test_a_connection_without_the_key_is_refused(server, tiny_pipeline_dir):
 def test_a_stopped_server_is_a_grader_problem(server, tiny_pipeline_dir):
     served = sd_pipeline.load(sd_pipeline.PipelineSpec(str(tiny_pipeline_dir), "cpu"))
     server.process.kill()
-    server.process.wait()
+    server.process.join()
     with pytest.raises(served_end.GraderFailure, match="pipeline server stopped"):
         sd_pipeline.generate(served, PROMPT, 2.0, 2, None)
 

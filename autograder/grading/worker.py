@@ -2,18 +2,15 @@
 
 The grade command starts one worker per parallel slot and feeds it notebooks over a pipe (one JSON
 message each; one back). Keeping the worker alive means torch and the checks (and, with one worker,
-Exercise 4's pipeline) are loaded once per worker, not once per submission. Every worker is forked
-from one template process that has imported torch and pytest already (multiprocessing's forkserver):
-a second Python importing them would cost each further worker ~1.9 s of CPU that the first
-submissions wait for. Student code still never runs here: each graded function runs in its own
-child of the worker's sandbox (sandbox/zygote_host.py), which is wiped between submissions.
+Exercise 4's pipeline) are loaded once per worker, not once per submission; every worker is forked
+from one template that has imported torch and pytest already (template.py). Student code still never
+runs here: each graded function runs in its own child of the worker's sandbox
+(sandbox/zygote_host.py), which is wiped between submissions.
 """
 from __future__ import annotations
 
 import atexit
-import functools
 import json
-import multiprocessing
 import os
 import signal
 import sys
@@ -25,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from autograder import assignments
+from autograder.grading import template
 from autograder.sandbox import cpu_share
 from autograder.sandbox.inside import wipe
 from autograder.sandbox.zygote_host import remove_leftovers
@@ -49,16 +47,7 @@ def grade(request: dict) -> dict:
 
 def serve(requests, replies, environment: dict[str, str]) -> None:
     """A worker's life, in the process forked for it: grade each request, answer each, until the pipe closes."""
-    os.setsid()   # its own session: close() ends the worker and its sandbox together
-    os.environ.update(environment)
-    tempfile.tempdir = None   # TMPDIR changed: the next temporary file goes under the worker's own folder
-    sys.dont_write_bytecode = True
-    import torch
-
-    torch.set_num_threads(int(environment["OMP_NUM_THREADS"]))   # the template's OpenMP read its own count
-    log = open(environment.get("AUTOGRADER_WORKER_LOG", os.devnull), "a")
-    os.dup2(log.fileno(), 1)      # pytest's own output goes to the log
-    sys.stdout = log
+    template.become(environment, environment.get("AUTOGRADER_WORKER_LOG"))
     while True:
         try:
             request = json.loads(requests.recv_bytes())
@@ -68,23 +57,13 @@ def serve(requests, replies, environment: dict[str, str]) -> None:
             reply = grade(request)
         except BaseException as error:  # a grader bug: report it and keep serving
             reply = {"returncode": -1, "error": f"{type(error).__name__}: {error}"}
-        log.flush()
+        sys.stdout.flush()
         replies.send_bytes(json.dumps(reply).encode())
     # The sandboxes close in atexit handlers; after them nothing is left to do, and tearing down the
     # interpreter with torch loaded would take a second more of the grade command's time.
     atexit._run_exitfuncs()
-    log.flush()
+    sys.stdout.flush()
     os._exit(0)
-
-
-@functools.cache
-def _template():
-    """The process workers are forked from, started on first use with torch and pytest imported. Its OpenMP
-    reads its settings once, there: threads that sleep when they wait (see compute_environment)."""
-    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["torch", "autograder.grading.worker", "autograder.sandbox.student_process"])
-    return context
 
 
 def compute_environment(threads: int, cpu_share_file: Path | None) -> dict[str, str]:
@@ -121,7 +100,7 @@ class GradingWorker:
                        **self.pipeline_server, "TMPDIR": self.scratch, "AUTOGRADER_CGROUP_PREFIX": self.cgroup_prefix}
         if self.log_path:
             environment["AUTOGRADER_WORKER_LOG"] = str(self.log_path)
-        context = _template()
+        context = template.context()
         their_requests, self.requests = context.Pipe(duplex=False)
         self.replies, their_replies = context.Pipe(duplex=False)
         self.process = context.Process(target=serve, args=(their_requests, their_replies, environment), daemon=True)

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
-import sys
 import threading
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Listener
@@ -29,22 +27,26 @@ from autograder.pipeline.served import ADDRESS, KEY
 class Server:
     """The grade command's handle on the server process."""
 
-    def __init__(self, folder: Path, spec, require_gpu: bool, environment: dict[str, str], log: Path | None = None):
-        """`folder` must be one only the grader's user can open; `environment` holds the CPU share."""
+    def __init__(self, folder: Path, spec, require_gpu: bool, environment: dict[str, str], log: Path | None = None,
+                 context=None):
+        """`folder` must be one only the grader's user can open; `environment` holds the CPU share; `context`
+        is the multiprocessing context that starts it (the grading template's)."""
+        from autograder.grading import template
+
         self.environment = {ADDRESS: str(folder / "pipeline.sock"), KEY: secrets.token_hex(32)}
-        with open(log or os.devnull, "a") as output:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "autograder.pipeline.server", spec.model, spec.device, str(int(require_gpu))],
-                env={**os.environ, **environment, **self.environment}, stdin=subprocess.PIPE, stdout=output,
-                stderr=output, start_new_session=True)
+        context = context or template.context()
+        stop, self._stop = context.Pipe(duplex=False)
+        self.process = context.Process(target=serve, daemon=True, args=(
+            spec.model, spec.device, require_gpu, stop, {**environment, **self.environment}, str(log) if log else None))
+        self.process.start()
+        stop.close()
 
     def close(self):
-        self.process.stdin.close()   # its signal to stop
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
+        self._stop.close()   # its signal to stop
+        self.process.join(10)
+        if self.process.is_alive():
             self.process.kill()
-            self.process.wait()
+            self.process.join()
 
 
 def _answer(request):
@@ -62,7 +64,10 @@ def _answer(request):
         return "error", f"{type(error).__name__}: {error}"
 
 
-def serve(model: str, device: str, require_gpu: bool):
+def serve(model: str, device: str, require_gpu: bool, stop, environment: dict[str, str], log: str | None):
+    from autograder.grading import template
+
+    template.become(environment, log)
     # Popped: this process loads the pipeline itself (sd_pipeline.load would otherwise ask the server).
     listener = Listener(os.environ.pop(ADDRESS), family="AF_UNIX", authkey=bytes.fromhex(os.environ.pop(KEY)))
 
@@ -88,9 +93,8 @@ def serve(model: str, device: str, require_gpu: bool):
         sd_pipeline.load_for_grading(sd_pipeline.PipelineSpec(model, device), require_gpu)
     except RuntimeError:   # --require-gpu without a GPU: each worker's check reports it
         pass
-    sys.stdin.read()   # until the grade command closes our stdin
+    try:
+        stop.recv_bytes()   # nothing comes: it ends when the grade command closes the pipe
+    except EOFError:
+        pass
     os._exit(0)   # no interpreter teardown with torch and diffusers loaded
-
-
-if __name__ == "__main__":
-    serve(sys.argv[1], sys.argv[2], sys.argv[3] == "1")

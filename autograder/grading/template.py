@@ -1,0 +1,43 @@
+"""The process every grading process is forked from: torch and pytest imported once, in multiprocessing's forkserver.
+
+A grading worker or the pipeline server started as a fresh Python paid ~1.9 s of CPU for those
+imports before its first piece of work, each of them at the same moment on the same CPUs. Forked
+from this template, it starts in milliseconds with them loaded. The template never runs torch, so no
+OpenMP thread exists when it forks; its OpenMP reads its settings once, here, so threads sleep when
+they wait (see worker.compute_environment) and each process sets its own thread count.
+"""
+from __future__ import annotations
+
+import functools
+import multiprocessing
+import os
+
+PRELOADED = ["torch", "autograder.grading.worker", "autograder.sandbox.student_process", "autograder.pipeline.sd_pipeline"]
+
+
+@functools.cache
+def context():
+    """multiprocessing's forkserver context; the template itself starts with the first process."""
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    forkserver = multiprocessing.get_context("forkserver")
+    forkserver.set_forkserver_preload(PRELOADED)
+    return forkserver
+
+
+def become(environment: dict[str, str], log_path: str | None) -> None:
+    """In a forked process: its own session, environment, thread count and log (stdout and stderr)."""
+    import sys
+    import tempfile
+
+    import torch
+
+    os.setsid()   # its own session: killing it takes whatever it started (a sandbox) along
+    os.environ.update(environment)
+    tempfile.tempdir = None   # TMPDIR may have changed
+    sys.dont_write_bytecode = True
+    if "OMP_NUM_THREADS" in environment:   # the template's OpenMP read its own count
+        torch.set_num_threads(int(environment["OMP_NUM_THREADS"]))
+    log = open(log_path or os.devnull, "a")
+    for fd in (1, 2):
+        os.dup2(log.fileno(), fd)
+    sys.stdout = sys.stderr = log
