@@ -220,3 +220,31 @@ def test_the_engine_examples_pass_their_linters(actionlint, tmp_path):
     out = "$GRADED/shard-$SLURM_ARRAY_TASK_ID"
     scripts[0].write_text(SLURM.read_text().replace(f'"{out}"', out))
     assert "SC2086" in subprocess.run([shellcheck, str(scripts[0])], capture_output=True, text=True, timeout=60).stdout
+
+
+@pytest.mark.quick
+def test_shards_on_one_machine_take_one_gpu_each(tmp_path, monkeypatch):
+    from autograder.pipeline.spec import PipelineSpec, device_argument, visible_gpus
+
+    spec = PipelineSpec("m", "cuda")
+    assert [spec.for_shard(i, gpus=3).device for i in range(5)] == ["cuda:0", "cuda:1", "cuda:2", "cuda:0", "cuda:1"]
+    assert spec.for_shard(3, gpus=1).device == "cuda"            # one GPU (or the engine gave each shard its own)
+    assert PipelineSpec("m", "cpu").for_shard(3, gpus=4).device == "cpu"
+    assert PipelineSpec("m", "cuda:1").for_shard(0, gpus=4).device == "cuda:1"   # an explicit choice stands
+    for visible, count in (("0,1,2", 3), ("", 0), ("-1", 0), ("3", 1)):
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+        assert visible_gpus() == count
+    for wrong in ("gpu", "cuda:x", "cuda:", "cpu:0"):
+        with pytest.raises(Exception, match="expected cpu, cuda or cuda:N"):
+            device_argument(wrong)
+
+    # Through the command: the shard that owns the student asks for its GPU (none here: --require-gpu says so).
+    from tests.submissions import build
+
+    build(HOSTILE["untouched_stubs"][0], tmp_path / "in" / "ada" / f"{ASSIGNMENT}.ipynb")
+    index = shards.owner(f"{ASSIGNMENT}/ada", 2)
+    run = subprocess.run([sys.executable, "-m", "autograder", "grade", str(tmp_path / "in"), "--out", str(tmp_path / "o"),
+                          "--shard", f"{index}/2", "--sd-device", "cuda", "--require-gpu", "--quiet"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300, env={**os.environ, "CUDA_VISIBLE_DEVICES": "0,1"})
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert f"no CUDA GPU (cuda:{index})" in (tmp_path / "o" / "grader-errors.log").read_text()

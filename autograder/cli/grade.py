@@ -17,7 +17,7 @@ from autograder.grading.worker import GradingWorker, compute_environment
 from autograder.intake.discover import OUTPUT_MARKER, discover
 from autograder.intake.submission import SubmissionError, read_notebook_bytes
 from autograder.pipeline import server as pipeline_server
-from autograder.pipeline.spec import PipelineSpec
+from autograder.pipeline.spec import PipelineSpec, device_argument
 from autograder.reports import grader_errors, regrade_diff, report, shards
 from autograder.sandbox import cpu_share, private_files
 from autograder.sandbox.limits import Limits
@@ -110,7 +110,11 @@ def run(args) -> int:
     worker_options = ["--sandbox", mode, "--call-timeout", str(args.call_timeout),
                       "--cell-timeout", str(args.cell_timeout), "--sd-model", args.sd_model,
                       "--sd-device", args.sd_device] + (["--require-gpu"] if args.require_gpu else [])
-    grader = grader_fingerprint(worker_options)
+    grader = grader_fingerprint(worker_options)   # which GPU a shard uses changes no result: not in it
+    pipeline = PipelineSpec(args.sd_model, args.sd_device)
+    if shard:
+        pipeline = pipeline.for_shard(shard[0])
+        worker_options[worker_options.index("--sd-device") + 1] = pipeline.device
     if shard:
         shards.write(out_dir, shard, [s.key for s in submissions], every, grader)
         if not submissions:
@@ -147,7 +151,7 @@ def run(args) -> int:
     # With one worker there is nothing to share, and a second process with torch would cost ~170 MiB where
     # memory is tightest (Gradescope grades one submission per container).
     if slots > 1 and any(assignments.get(s.assignment).uses_pipeline for s in pending):
-        server = pipeline_server.Server(Path(run_dir.name), PipelineSpec(args.sd_model, args.sd_device),
+        server = pipeline_server.Server(Path(run_dir.name), pipeline,
                                         args.require_gpu, compute_environment(threads, share_file),
                                         out_dir / ".pipeline-server.log" if args.keep_logs else None)
     every_worker = [GradingWorker(out_dir / f".worker-{index}.log" if args.keep_logs else None, threads, share_file,
@@ -237,8 +241,9 @@ def register(commands) -> None:
     default_pipeline = PipelineSpec.from_environment()
     grade.add_argument("--sd-model", default=default_pipeline.model,
                        metavar="ID_OR_DIR", help="Exercise 4's pipeline: hub id or local folder (default bk-sdm-small)")
-    grade.add_argument("--sd-device", choices=("cuda", "cpu"), default=default_pipeline.device,
-                       help="where Exercise 4's pipeline runs; with cuda and no GPU its checks are 'not run'")
+    grade.add_argument("--sd-device", type=device_argument, default=default_pipeline.device, metavar="cpu|cuda|cuda:N",
+                       help="where Exercise 4's pipeline runs; with cuda and no GPU its checks are 'not run'; with "
+                            "--shard I/N on a machine with G GPUs, cuda means GPU I mod G (one pipeline per GPU)")
     grade.add_argument("--force", action="store_true",
                        help="regrade everything; by default results already in DIR for unchanged submissions are kept")
     options.add_hidden_visibility(grade, "visible", "which checks feedback.md and results.json detail: hidden, "

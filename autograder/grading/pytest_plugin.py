@@ -22,7 +22,7 @@ from autograder.sandbox.modes import MODES, NO_SANDBOX_WARNING, sandbox_mode
 from autograder.sandbox.student_process import FunctionProcess, NotDefined, NotebookProcess, StudentError
 from autograder.sandbox.values import trusted_function_handler
 from autograder.sandbox.zygote_host import shared_sandbox
-from autograder.pipeline.sd_pipeline import PipelineSpec
+from autograder.pipeline.spec import PipelineSpec, device_argument
 from autograder.intake.submission import SubmissionError, extract_student_code, locked_cells, release_digest
 
 RESULTS = pytest.StashKey[dict]()
@@ -44,7 +44,7 @@ def pytest_addoption(parser):
     default_pipeline = PipelineSpec.from_environment()
     group.addoption("--sd-model", default=default_pipeline.model, metavar="ID_OR_DIR",
                     help="the text-to-image pipeline for Exercise 4 (default: $AUTOGRADER_SD_MODEL or bk-sdm-small)")
-    group.addoption("--sd-device", choices=("cuda", "cpu"), default=default_pipeline.device,
+    group.addoption("--sd-device", type=device_argument, default=default_pipeline.device, metavar="cpu|cuda|cuda:N",
                     help="where that pipeline runs; cuda (default) reports the check as not run without a GPU")
     group.addoption("--require-gpu", action="store_true",
                     help="treat a GPU check that cannot run (no CUDA or no weights) as a grader error")

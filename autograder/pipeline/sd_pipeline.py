@@ -87,14 +87,14 @@ def _load(spec: PipelineSpec):
         return remote
     import torch
 
-    if spec.device == "cuda" and not torch.cuda.is_available():
-        raise PipelineUnavailable("no CUDA GPU on this grading machine; the GPU smoke test runs on a GPU runner")
+    if spec.on_gpu and not torch.cuda.is_available():
+        raise PipelineUnavailable(f"no CUDA GPU ({spec.device}) on this grading machine; the GPU smoke test runs on a GPU runner")
     from diffusers import StableDiffusionPipeline
 
     started = time.perf_counter()
     try:
         pipe = StableDiffusionPipeline.from_pretrained(
-            spec.model, dtype=torch.float16 if spec.device == "cuda" else torch.float32,
+            spec.model, dtype=torch.float16 if spec.on_gpu else torch.float32,
             safety_checker=None, requires_safety_checker=False)
     except Exception as error:  # offline with no cache, a wrong path: not the student's fault
         first_line = (str(error).splitlines() or [""])[0][:300]
