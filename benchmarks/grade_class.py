@@ -10,6 +10,7 @@ model in every notebook), and prints `speedup vs nbgrader autograde: N.Nx` last.
     python benchmarks/grade_class.py               # 40 submissions, then 200 with our grader
     python benchmarks/grade_class.py --size 10 --large 0
     python benchmarks/grade_class.py --no-nbgrader  # our grader's two figures only (a minute, not ten)
+    python benchmarks/grade_class.py --no-nbgrader --large 0 --lesson2 0 --gpu   # on a CUDA machine: GPU-seconds
 """
 from __future__ import annotations
 
@@ -148,6 +149,9 @@ def main() -> None:
     parser.add_argument("--large", type=int, default=200, help="a larger class graded by ours only (0: skip)")
     parser.add_argument("--no-nbgrader", action="store_true", help="time our grader only (no comparison)")
     parser.add_argument("--lesson2", type=int, default=40, help="Lesson 2 submissions graded by ours (0: skip)")
+    parser.add_argument("--gpu", action="store_true",
+                        help="also grade the class with Exercise 4 on the GPU (bk-sdm-small's architecture, random "
+                             "float16 weights unless the real ones load) and print GPU-seconds per student")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} CPUs; our grader uses its default workers ({os.cpu_count()})")
 
@@ -170,6 +174,9 @@ def main() -> None:
             seconds = grade_ours(scratch / "large", scratch / "ours-large", pipeline)
             print(f"our grader, {len(large)} submissions: {seconds:.1f} s ({seconds / len(large):.2f} s per submission)")
 
+        if args.gpu:
+            grade_on_gpu(scratch, args.size)
+
         if args.lesson2:
             count = write_lesson2_class(scratch / "lesson2", args.lesson2)
             seconds = grade_ours(scratch / "lesson2", scratch / "ours-lesson2", pipeline)
@@ -177,6 +184,26 @@ def main() -> None:
 
     if theirs is not None:
         print(f"speedup vs nbgrader autograde: {theirs / ours:.1f}x")
+
+
+def grade_on_gpu(scratch: Path, size: int) -> None:
+    """The class again with Exercise 4 on one GPU: the run holds it throughout, so GPU-seconds = wall x 1."""
+    import torch
+
+    if not torch.cuda.is_available():
+        print("GPU run skipped: torch.cuda.is_available() is False on this machine (no CUDA device or driver)")
+        return
+    from gpu_smoke import build_random_bk_sdm_small
+
+    model = scratch / "bk-sdm-small-architecture"
+    build_random_bk_sdm_small(model)
+    started = time.perf_counter()
+    run = subprocess.run([sys.executable, "-m", "autograder", "grade", str(scratch / "submitted"), "--out",
+                          str(scratch / "ours-gpu"), "--quiet", "--force", "--sd-model", str(model), "--sd-device",
+                          "cuda", "--require-gpu"], capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    print(f"our grader on {torch.cuda.get_device_name(0)}, {size} submissions: {seconds:.1f} s, exit {run.returncode}; "
+          f"{seconds / size:.2f} GPU-seconds per student (one pipeline, held for the whole run)")
 
 
 def compare(scratch: Path, students: list[str], size: int, theirs: float) -> None:
