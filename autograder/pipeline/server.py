@@ -13,6 +13,7 @@ a connection must prove it holds the key in the workers' environment, which sand
 """
 from __future__ import annotations
 
+import atexit
 import os
 import secrets
 import threading
@@ -97,4 +98,5 @@ def serve(model: str, device: str, require_gpu: bool, stop, environment: dict[st
         stop.recv_bytes()   # nothing comes: it ends when the grade command closes the pipe
     except EOFError:
         pass
+    atexit._run_exitfuncs()   # multiprocessing's finalizers: the progress bars' locks are given back
     os._exit(0)   # no interpreter teardown with torch and diffusers loaded
