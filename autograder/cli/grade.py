@@ -18,7 +18,7 @@ from autograder.intake.discover import OUTPUT_MARKER, discover
 from autograder.intake.submission import SubmissionError, read_notebook_bytes
 from autograder.pipeline import server as pipeline_server
 from autograder.pipeline.spec import PipelineSpec, device_argument
-from autograder.reports import grader_errors, regrade_diff, report, shards
+from autograder.reports import class_report, grader_errors, regrade_diff, report, shards
 from autograder.sandbox import cpu_share, private_files
 from autograder.sandbox.limits import Limits
 from autograder.sandbox.modes import NO_SANDBOX_WARNING, NoConfinement, sandbox_mode
@@ -140,6 +140,8 @@ def run(args) -> int:
     if kept:
         print(f"keeping {kept} results from an earlier run (--force regrades them)", file=sys.stderr)
 
+    if pending:
+        class_report.warm_up()
     workers = queue.SimpleQueue()
     slots = max(1, min(args.workers, len(pending)))
     threads = max(1, cpu_share.available() // slots)

@@ -13,6 +13,7 @@ import base64
 import datetime as dt
 import io
 import statistics
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -149,6 +150,21 @@ def similarity_of(outcomes: dict[str, dict], assignment: assignments.Assignment,
             missing.append(student)
     ranking = similarity.rank(codes, stub_and_solution(assignment), top=top)
     return ranking, missing
+
+
+def warm_up() -> threading.Thread:
+    """Imports what the report will need, in a thread: the grade command calls it while its first CPU
+    would otherwise wait for the grading processes to start, not after the last submission."""
+    def imports():
+        import copydetect  # noqa: F401
+        import jinja2  # noqa: F401
+        import matplotlib.figure  # noqa: F401
+        import matplotlib.ticker  # noqa: F401
+        import scipy.sparse  # noqa: F401
+
+    thread = threading.Thread(target=imports, name="class report imports", daemon=True)
+    thread.start()
+    return thread
 
 
 def render(context: dict) -> str:
