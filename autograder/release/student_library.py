@@ -85,10 +85,9 @@ packages = ["{LIBRARY}"]
     return out_dir / wheel_name()
 
 
-# What a student installs to run the lesson's notebook: the library's needs, what a graded notebook may
-# import, and a Jupyter kernel; pinned with everything they pull in at requirements.lock's versions.
-STUDENT_REQUIREMENTS = ("torch", "numpy", "transformers", "scikit-learn", "tqdm", "matplotlib", "einops", "pillow",
-                        "ipykernel")
+# What every lesson's student installs: what a graded notebook may import and a Jupyter kernel. Each
+# assignment adds its own (Assignment.packages); requirements() pins them with everything they pull in.
+STUDENT_REQUIREMENTS = ("torch", "numpy", "transformers", "matplotlib", "einops", "pillow", "ipykernel")
 
 
 def requirements(lock: Path, extra: tuple[str, ...] = ()) -> str:
