@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .offline_clip import tiny_clip
+from .offline_clip import quiet_progress, tiny_clip
 
 
 def build_tiny_pipeline(folder: Path):
@@ -43,7 +43,7 @@ def stand_in_pipeline(device=None):
     number generator's state is left as it was."""
     state = torch.random.get_rng_state()
     try:
-        with tempfile.TemporaryDirectory(prefix="stand-in-pipeline-") as folder:
+        with tempfile.TemporaryDirectory(prefix="stand-in-pipeline-") as folder, quiet_progress():
             pipe = build_tiny_pipeline(Path(folder) / "pipeline")
     finally:
         torch.random.set_rng_state(state)
