@@ -66,6 +66,23 @@ def tiny_clip_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def student_environment(tmp_path_factory):
+    """student_environment(release_dir): a fresh venv made only from that folder's requirements.txt, with a kernel
+    named "student"; built once per distinct file in a session (tests/student_release.py)."""
+    from tests.student_release import fresh_environment
+
+    built = {}
+
+    def environment(release_dir: Path) -> dict:
+        requirements = Path(release_dir) / "requirements.txt"
+        key = requirements.read_text()
+        if key not in built:
+            built[key] = fresh_environment(requirements, tmp_path_factory.mktemp("student-env"))
+        return built[key]
+    return environment
+
+
+@pytest.fixture(scope="session")
 def others_can_run_python():
     """The sandbox's namespace-free mode runs student code as another user, who must be able to reach
     the grader's Python (on Gradescope it is /usr/bin/python3.11 and /autograder/venv, open to all). Where

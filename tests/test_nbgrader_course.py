@@ -105,14 +105,14 @@ def course(tmp_path_factory, tiny_pipeline_dir):
     return {"root": root, "graded": graded, "run": run, "syncs": syncs}
 
 
-def test_nbgraders_own_release_of_lesson_2_carries_the_library_students_need(course):
-    released = course["root"] / "release" / CLIP_ASSIGNMENT
-    ours = ROOT / "release" / CLIP_ASSIGNMENT
-    shipped = sorted(p.name for p in released.iterdir() if p.suffix in (".whl", ".txt"))
-    assert shipped == sorted(p.name for p in ours.iterdir() if p.suffix in (".whl", ".txt")) and len(shipped) == 2
-    for name in shipped:   # the very files the grader's own release holds
-        assert (released / name).read_bytes() == (ours / name).read_bytes(), name
-    assert not list((course["root"] / "release" / GUIDANCE).glob("*.whl"))
+def test_nbgraders_own_release_carries_the_library_and_requirements_students_need(course):
+    for assignment in (CLIP_ASSIGNMENT, GUIDANCE):
+        released = course["root"] / "release" / assignment
+        ours = ROOT / "release" / assignment
+        shipped = sorted(p.name for p in released.iterdir() if p.suffix in (".whl", ".txt"))
+        assert shipped == sorted(p.name for p in ours.iterdir() if p.suffix in (".whl", ".txt")) and len(shipped) == 2
+        for name in shipped:   # the very files the grader's own release holds
+            assert (released / name).read_bytes() == (ours / name).read_bytes(), name
 
 
 @pytest.mark.quick

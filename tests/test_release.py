@@ -366,21 +366,20 @@ def test_solution_runs_top_to_bottom_offline_with_a_tiny_pipeline(tiny_pipeline_
 
 
 @pytest.mark.slow
-def test_missing_model_gets_a_plain_message(tmp_path):
-    from nbclient import NotebookClient
+def test_a_missing_model_falls_back_to_the_labelled_stand_in_in_one_line(tmp_path):
+    from tests.student_release import errors_of, execute, images_in, seconds_of, text_of
 
     notebook = read(SOLUTION_NOTEBOOK)
     keep = {"setup", "generate_guidance_sweep", "load_pipeline", "guidance_sweep_images"}
     notebook.cells = [c for c in notebook.cells if nbgrader_meta(c).get("grade_id") in keep]
-    os.environ["SD_MODEL_ID"] = str(tmp_path / "no-such-model")
-    try:
-        NotebookClient(notebook, timeout=300, kernel_name="python3").execute()
-    finally:
-        del os.environ["SD_MODEL_ID"]
-    outputs = [o for grade_id in ("load_pipeline", "guidance_sweep_images") for o in cells_by_id(notebook)[grade_id].outputs]
-    assert not [o for o in outputs if o.output_type == "error"]
-    text = "".join(o.get("text", "") for o in outputs)
-    assert "Could not load the pipeline" in text and "SD_MODEL_ID" in text and "No images" in text
+    # A folder that does not exist and the hub not ruled out: the loader asks the hub (here: no network).
+    outputs = execute(notebook, tmp_path, env={"SD_MODEL_ID": str(tmp_path / "no-such-model")},
+                      unset=("HF_HUB_OFFLINE",))
+    assert not errors_of(outputs)
+    said = text_of(outputs, "load_pipeline").strip().splitlines()
+    assert len(said) == 1 and said[0].startswith("Could not load") and "random-weight stand-in" in said[0]
+    assert seconds_of(notebook, "load_pipeline") < 10
+    assert images_in(outputs, "guidance_sweep_images") == 1
 
 
 @pytest.mark.slow
@@ -416,8 +415,48 @@ def test_the_main_job_leaves_a_clean_clone_clean(tmp_path):
     assert status == "", status
     # The check is not blind: an edited source makes it fail, still without touching release/.
     source = clone / "exercises" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
-    source.write_text(source.read_text().replace("Plan on 30 to 45 minutes.", "Plan on an hour."))
+    source.write_text(source.read_text().replace("Nothing here is new theory", "No new theory here"))
     stale = main_job_step("release", "--check", ASSIGNMENT)   # the lesson edited; the first check covered both
     assert stale.returncode == 1 and f"release/{ASSIGNMENT}/{ASSIGNMENT}.ipynb" in stale.stderr
     assert subprocess.run(["git", "status", "--porcelain"], cwd=clone, capture_output=True,
                           text=True).stdout.strip() == f"M exercises/{ASSIGNMENT}/{ASSIGNMENT}.ipynb"
+
+
+@pytest.mark.quick
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_students_see_course_text_not_grader_plumbing(name):
+    """Every stub names its exercise; no released cell shows nbgrader's execution marker or how the slots work."""
+    assignment = REGISTRY[name]
+    notebook = read(assignment.release_notebook)
+    for cell in notebook.cells:
+        assert "NBGRADER" not in cell.source and "autograde" not in cell.source, cell.source[:200]
+        grade_id = nbgrader_meta(cell).get("grade_id")
+        if cell.cell_type == "code" and nbgrader_meta(cell).get("solution"):
+            assert f"{grade_id}: write your solution here" in cell.source, grade_id
+    for function, points in assignment.functions.items():
+        slot = cells_by_id(notebook)[Assignment.slot_id(function)].source
+        assert f'hidden_checks("{function}", points={points:g})' in slot and "Nothing to do here" in slot
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_plain_nbgrader_autograde_gives_the_slots_nothing(name, tmp_path):
+    """nbgrader autograde without the course's configuration runs the notebook in its own kernel and gives an
+    autograder-test cell its points whenever it runs without error. Each slot cell must fail there, so that only
+    the course grader's scores (written into the slots) can award the hidden checks' points."""
+    from nbgrader.preprocessors import Execute
+    from nbgrader.utils import determine_grade, setenv
+
+    notebook = read(REGISTRY[name].release_notebook)
+    slots = {Assignment.slot_id(f) for f in REGISTRY[name].functions}
+    notebook.cells = [c for c in notebook.cells if nbgrader_meta(c).get("grade_id") in {"setup", *slots}]
+    with setenv(NBGRADER_EXECUTION="autograde"):   # as nbgrader's Autograde converter runs its Execute step
+        Execute(timeout=300, allow_errors=True).preprocess(notebook, {"metadata": {"path": str(tmp_path)}})
+    cells = cells_by_id(notebook)
+    assert not [o for o in cells["setup"].outputs if o.output_type == "error"]
+    assert {slot: determine_grade(cells[slot])[0] for slot in slots} == dict.fromkeys(slots, 0)
+    # Anywhere else (a student's run, nbgrader validate) the same cells pass silently.
+    with setenv(NBGRADER_EXECUTION="validate"):
+        Execute(timeout=300, allow_errors=True).preprocess(notebook, {"metadata": {"path": str(tmp_path)}})
+    cells = cells_by_id(notebook)
+    assert {slot: determine_grade(cells[slot]) for slot in slots} == {
+        slot: (nbgrader_meta(cells[slot])["points"],) * 2 for slot in slots}

@@ -5,6 +5,7 @@ apart, so conditioning on them still works; but it has none of CLIP's knowledge 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 from pathlib import Path
@@ -15,6 +16,29 @@ WORDS = ["a", "an", "lighthouse", "on", "cliff", "at", "sunset", "oil", "paintin
          "the", "digit", "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "airplane",
          "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck", "car", "driving", "fast",
          "furry", "sitting", "fluffy", "running", "flying", "number", "handwritten", "1", "3", ","]
+
+
+@contextlib.contextmanager
+def quiet_progress():
+    """No progress bars from transformers, diffusers or the hub client while a stand-in is saved and loaded: they
+    would be the only output of a notebook cell that has one line to say."""
+    switches = []
+    for module in ("transformers.utils.logging", "diffusers.utils.logging"):
+        with contextlib.suppress(ImportError):
+            logging = __import__(module, fromlist=["disable_progress_bar"])
+            if logging.is_progress_bar_enabled():
+                logging.disable_progress_bar()
+                switches.append(logging.enable_progress_bar)
+    with contextlib.suppress(ImportError):
+        from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+        if not are_progress_bars_disabled():
+            disable_progress_bars()
+            switches.append(enable_progress_bars)
+    try:
+        yield
+    finally:
+        for switch_on in switches:
+            switch_on()
 
 
 def write_tokenizer_files(folder: Path) -> None:
@@ -64,7 +88,7 @@ def offline_text_encoder(device=None):
     """A CLIPTextEncoder over the tiny CLIP, built in a temporary folder and loaded the usual way."""
     from .text_encoder import CLIPTextEncoder
 
-    with tempfile.TemporaryDirectory(prefix="offline-clip-") as folder:
+    with tempfile.TemporaryDirectory(prefix="offline-clip-") as folder, quiet_progress():
         encoder = CLIPTextEncoder(str(build_tiny_clip(Path(folder) / "clip")), device=device)
     encoder.is_stand_in = True
     return encoder

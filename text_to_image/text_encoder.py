@@ -14,7 +14,9 @@ DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "e
 
 
 class TextEncoderUnavailable(RuntimeError):
-    """CLIP could not be loaded; the message says how to get it."""
+    """CLIP could not be loaded; the message says how to get it, `reason` in a few words why not."""
+
+    reason = "unknown"
 
 
 def hub_unreachable(seconds: float = 5.0) -> str | None:
@@ -77,11 +79,14 @@ class CLIPTextEncoder(nn.Module):
                 except Exception as failure:
                     reason = type(failure).__name__
             if reason is not None:
-                raise TextEncoderUnavailable(
+                problem = TextEncoderUnavailable(
                     f"could not load the CLIP text encoder {model_name!r} ({reason}). It is downloaded from the "
-                    "Hugging Face hub on first use (about 250 MB for ViT-B/32): connect to the internet once, or "
-                    "download it elsewhere (huggingface-cli download openai/clip-vit-base-patch32) and pass that "
-                    "folder as model_name (the notebook reads it from the CLIP_MODEL environment variable).") from None
+                    "Hugging Face hub on first use (for ViT-B/32 the whole CLIP checkpoint, about 600 MB): connect "
+                    "to the internet once, or download it elsewhere (huggingface-cli download "
+                    "openai/clip-vit-base-patch32) and pass that folder as model_name (the notebook reads it from "
+                    "the CLIP_MODEL environment variable).")
+                problem.reason = reason
+                raise problem from None
         self.model.eval().requires_grad_(False)
         self.model_name = model_name
         self.embed_dim = self.model.config.hidden_size

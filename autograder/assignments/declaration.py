@@ -30,6 +30,9 @@ class Assignment:
     # Whether its notebook imports the course library: the release then ships the student edition
     # (student_library.py) beside it.
     ships_library: bool = False
+    # What its students install beyond what every lesson needs (student_library.STUDENT_REQUIREMENTS): the
+    # release's requirements.txt pins them, with all they pull in, at requirements.lock's versions.
+    packages: tuple[str, ...] = ()
     # grade_ids a GitHub Classroom push leaves out when it runs the visible tests (None: definitions_only,
     # when the visible tests need none of those cells).
     push_skips: tuple[str, ...] | None = None

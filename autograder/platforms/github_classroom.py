@@ -56,7 +56,7 @@ def template(name: str, out: Path, course_dir: Path = assignments.COURSE_ROOT) -
     for wheel in assignment.release_notebook.parent.glob("*.whl"):   # the course library, where it ships one
         shutil.copy2(wheel, out / wheel.name)
     # What students need (the push workflow runs the visible tests with nbclient), pinned as the grader has it.
-    needs = ("nbformat", "nbclient") + (("diffusers",) if assignment.uses_pipeline else ())
+    needs = ("nbformat", "nbclient") + assignment.packages
     (out / "requirements.txt").write_text(student_library.requirements(Path(course_dir) / "requirements.lock", needs))
     config = {"notebook": assignment.notebook, "points": assignment.points, "visible_tests": assignment.visible_tests,
               "skip": list(assignment.skipped_on_push), "cell_timeout": CELL_TIMEOUT}

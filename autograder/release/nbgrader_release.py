@@ -52,19 +52,21 @@ def release(course_dir: Path, assignments: list[str] | None = None, *, solutions
 
 
 def ship_library(folder: Path) -> None:
-    """Beside a notebook that imports the course library: its student edition and the pinned environment."""
+    """Beside every released notebook: requirements.txt, the environment its students install (pinned as the
+    grader has it); and, where the notebook imports the course library, the library's student edition."""
     declared = assignments.ASSIGNMENTS.get(folder.name)
-    if declared is None or not declared.ships_library:
+    if declared is None:
         return
     for old in folder.glob("*.whl"):
         old.unlink()
-    student_library.build_wheel(folder)
-    (folder / "requirements.txt").write_text(student_library.requirements(LOCK))
+    if declared.ships_library:
+        student_library.build_wheel(folder)
+    (folder / "requirements.txt").write_text(student_library.requirements(LOCK, declared.packages))
 
 
 class ShipStudentLibrary(NbGraderPreprocessor):
     """A step of nbgrader's generate_assignment: whatever runs it (our `release`, the instructor's own
-    nbgrader, formgrader), the released folder gets the library and requirements its notebook needs."""
+    nbgrader, formgrader), the released folder gets the requirements and library its notebook needs."""
 
     def preprocess(self, nb, resources):
         coursedir = CourseDirectory(config=self.config)

@@ -85,10 +85,10 @@ packages = ["{LIBRARY}"]
     return out_dir / wheel_name()
 
 
-# What a student installs to run the lesson's notebook: the library's needs, what a graded notebook may
-# import, and a Jupyter kernel; pinned with everything they pull in at requirements.lock's versions.
-STUDENT_REQUIREMENTS = ("torch", "numpy", "transformers", "scikit-learn", "tqdm", "matplotlib", "einops", "pillow",
-                        "ipykernel")
+# What every lesson's student installs: what a graded notebook may import, a Jupyter kernel and its progress
+# bars (without ipywidgets tqdm prints a warning and text bars). Each assignment adds its own
+# (Assignment.packages); requirements() pins them with everything they pull in.
+STUDENT_REQUIREMENTS = ("torch", "numpy", "transformers", "matplotlib", "einops", "pillow", "ipykernel", "ipywidgets")
 
 
 def requirements(lock: Path, extra: tuple[str, ...] = ()) -> str:

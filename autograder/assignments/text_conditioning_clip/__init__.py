@@ -13,6 +13,7 @@ ASSIGNMENT = Assignment(
     visible_tests={"test_multi_head_cross_attention": 3, "test_flow_matching_pair": 1, "test_drop_text": 2,
                    "test_euler_cfg_sample": 3},
     ships_library=True,
+    packages=("scikit-learn", "tqdm"),
     device_checks=True,
     # Its visible tests need the text encoder (the stand-in, offline) and the demo layer; not training.
     push_skips=("train", "loss_plot", "sample_classes", "sample_scales", "sample_unseen"),

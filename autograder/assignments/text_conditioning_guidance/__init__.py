@@ -14,5 +14,9 @@ ASSIGNMENT = Assignment(
     visible_tests={"test_cross_attention_shape": 1, "test_cross_attention_rows": 1, "test_apply_cfg_w0": 1,
                    "test_apply_cfg_w1": 1, "test_cfg_norms": 1, "test_generate_guidance_sweep": 2},
     uses_pipeline=True,
+    # Its notebook takes its set-up, its hidden-check cells and Exercise 4's offline stand-in from the course
+    # library, which the release ships beside it.
+    ships_library=True,
+    packages=("diffusers",),
     order=1,
 )
