@@ -111,25 +111,79 @@ def test_pipeline_calls_take_turns_so_a_greedy_worker_cannot_starve_a_classmate(
     import threading
     import time
 
-    turns, order = sd_pipeline.TakingTurns(), []
+    lanes, order = sd_pipeline.Lanes("the pipeline", 1), []   # one lane, as on a GPU
 
     def wait_until_queued(count):
         deadline = time.monotonic() + 10
-        while len(turns._queue) < count and time.monotonic() < deadline:
+        while len(lanes._queue) < count and time.monotonic() < deadline:
             time.sleep(0.001)
 
     def call(name):
-        with turns:
+        with lanes.lane():
             order.append(name)
 
-    turns.__enter__()   # the greedy worker's call is running; two classmates ask in turn
+    greedy = lanes.lane()
+    greedy.__enter__()   # the greedy worker's call is running; two classmates ask in turn
     waiting = []
-    for count, name in enumerate(("classmate 1", "classmate 2"), start=2):
+    for count, name in enumerate(("classmate 1", "classmate 2"), start=1):
         waiting.append(threading.Thread(target=call, args=(name,)))
         waiting[-1].start()
         wait_until_queued(count)
-    turns.__exit__(None, None, None)
+    greedy.__exit__(None, None, None)
     call("greedy again")   # asks again at once, as a loop of pipeline calls would
     for thread in waiting:
         thread.join(10)
     assert order == ["classmate 1", "classmate 2", "greedy again"]
+
+
+@pytest.mark.quick
+def test_on_a_cpu_each_worker_has_a_lane_so_a_large_call_holds_up_no_classmate(monkeypatch):
+    import threading
+    import time
+
+    monkeypatch.setattr(sd_pipeline, "_copy_for_a_lane", lambda pipe: pipe + " (copy)")
+    lanes = sd_pipeline.Lanes("the pipeline", 2)
+    holders, leave = [], threading.Event()
+
+    def call():
+        with lanes.lane() as pipe:
+            holders.append(pipe)
+            leave.wait(10)
+
+    calls = [threading.Thread(target=call) for _ in range(3)]
+    for thread in calls:
+        thread.start()
+    deadline = time.monotonic() + 10
+    while len(holders) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)
+    # A large call (a 480x480 sweep, say) and a classmate's run side by side, each on its own pipeline
+    # object; a third call waits for a free lane.
+    assert sorted(holders) == ["the pipeline", "the pipeline (copy)"]
+    leave.set()
+    for thread in calls:
+        thread.join(10)
+    assert len(holders) == 3
+
+
+def test_an_image_two_workers_ask_for_at_once_is_made_once(tiny_pipeline_dir, monkeypatch):
+    import threading
+    import time
+
+    pipe = sd_pipeline.load(sd_pipeline.PipelineSpec(str(tiny_pipeline_dir), "cpu"))
+    runs, original = [], sd_pipeline._run_pipeline
+
+    def slow_run(*args, **kwargs):
+        runs.append(args[1])
+        time.sleep(0.5)   # the second request arrives while the first is being made
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(sd_pipeline, "_run_pipeline", slow_run)
+    state, answers = sd_pipeline.fresh_generator_state(5), []
+    threads = [threading.Thread(target=lambda: answers.append(sd_pipeline.generate(pipe, "made once", 3.0, 2, state)))
+               for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert runs == ["made once"] and len(answers) == 2 and answers[0] is answers[1]

@@ -8,11 +8,14 @@ workers (server.py; served.py is the workers' end).
 """
 from __future__ import annotations
 
+import concurrent.futures
+import copy
 import math
 import os
 import threading
 import time
 from collections import OrderedDict, deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -32,32 +35,61 @@ MAX_PIXEL_STEPS = 2 * 10**8
 _loaded: dict[PipelineSpec, object] = {}
 load_seconds: dict[PipelineSpec, float] = {}
 # Only the pipeline server (server.py) has threads that share these: one loads a pipeline while the
-# others wait for it, and one call runs at a time, since a pipeline's scheduler keeps per-call state.
+# others wait for it; calls run in lanes (Lanes), and a generation one thread is making is waited for,
+# not made twice.
 _loading = threading.Lock()
+LANES = "AUTOGRADER_PIPELINE_LANES"   # set by the grade command for its server: one lane per worker
 
 
-class TakingTurns:
-    """A lock granted in the order it was asked for. Each worker has at most one call waiting, so its
-    calls alternate with everyone else's: a student asking for many large images delays a classmate's
-    call by one of theirs at most, never by all of them (threading.Lock lets a releasing thread win again)."""
+class Lanes:
+    """Copies of one pipeline that run calls side by side, granted in the order asked for.
 
-    def __init__(self):
+    A pipeline keeps per-call state (its scheduler's timesteps, the call's guidance scale), so two calls
+    at once need two pipeline objects; they share the model's modules, whose forward passes keep none.
+    On a CPU a call uses one worker's share of the cores, so each worker gets a lane and a student asking
+    for large images slows nobody else's calls. A GPU runs one call at a time (its memory holds one
+    call's activations). Granted in order: each worker has at most one call waiting, so a student
+    asking for many images delays a classmate's call by one of theirs at most (threading.Lock would
+    let a releasing thread win again)."""
+
+    def __init__(self, pipe, count: int = 1):
+        self._free = [pipe] + [_copy_for_a_lane(pipe) for _ in range(count - 1)]
         self._turns = threading.Condition()
         self._queue: deque = deque()
 
-    def __enter__(self):
+    @contextmanager
+    def lane(self):
         ticket = object()
         with self._turns:
             self._queue.append(ticket)
-            self._turns.wait_for(lambda: self._queue[0] is ticket)
-
-    def __exit__(self, *exc):
-        with self._turns:
+            self._turns.wait_for(lambda: self._free and self._queue[0] is ticket)
             self._queue.popleft()
+            pipe = self._free.pop()
             self._turns.notify_all()
+        try:
+            yield pipe
+        finally:
+            with self._turns:
+                self._free.append(pipe)
+                self._turns.notify_all()
 
 
-_running = TakingTurns()
+def _copy_for_a_lane(pipe):
+    flags = {"requires_safety_checker": False} if "requires_safety_checker" in pipe.config else {}
+    lane = type(pipe)(**{**pipe.components, "scheduler": copy.deepcopy(pipe.scheduler)}, **flags)
+    lane.set_progress_bar_config(disable=True)
+    return lane
+
+
+_lanes: dict[int, Lanes] = {}
+
+
+def _lanes_of(pipe) -> Lanes:
+    with _loading:
+        if id(pipe) not in _lanes:
+            on_gpu = getattr(getattr(pipe, "device", None), "type", "cpu") == "cuda"
+            _lanes[id(pipe)] = Lanes(pipe, 1 if on_gpu else max(1, int(os.environ.get(LANES, "1"))))
+        return _lanes[id(pipe)]
 
 
 def load(spec: PipelineSpec):
@@ -120,6 +152,8 @@ class Generation(NamedTuple):
 
 
 _generations: OrderedDict[tuple, Generation] = OrderedDict()
+_being_made: dict[tuple, concurrent.futures.Future] = {}
+_remembering = threading.Lock()
 MAX_REMEMBERED = 256
 
 
@@ -146,15 +180,31 @@ def generate(pipe, prompt: str, guidance_scale: float, num_inference_steps: int,
         return _run_pipeline(pipe, prompt, guidance_scale, num_inference_steps, None, options)
     state = np.ascontiguousarray(generator_state, dtype=np.uint8)
     key = (id(pipe), prompt, guidance_scale, num_inference_steps, state.tobytes(), options)
-    if key in _generations:
-        _generations.move_to_end(key)
-        return _generations[key]
-    generation = _run_pipeline(pipe, prompt, guidance_scale, num_inference_steps, state, options)
-    generation.image.flags.writeable = False
-    generation.final_state.flags.writeable = False
-    _generations[key] = generation
-    if len(_generations) > MAX_REMEMBERED:
-        _generations.popitem(last=False)
+    with _remembering:
+        if key in _generations:
+            _generations.move_to_end(key)
+            return _generations[key]
+        making = _being_made.get(key)
+        mine = making is None
+        if mine:
+            making = _being_made[key] = concurrent.futures.Future()
+    if not mine:   # another worker asked first (the reference images, above all): its answer is ours
+        return making.result()
+    try:
+        generation = _run_pipeline(pipe, prompt, guidance_scale, num_inference_steps, state, options)
+        generation.image.flags.writeable = False
+        generation.final_state.flags.writeable = False
+    except BaseException as error:
+        with _remembering:
+            del _being_made[key]
+        making.set_exception(error)
+        raise
+    with _remembering:
+        _generations[key] = generation
+        if len(_generations) > MAX_REMEMBERED:
+            _generations.popitem(last=False)
+        del _being_made[key]
+    making.set_result(generation)
     return generation
 
 
@@ -166,10 +216,10 @@ def _run_pipeline(pipe, prompt, guidance_scale, num_inference_steps, state,
     if state is not None:
         generator = torch.Generator(device="cpu")
         generator.set_state(torch.from_numpy(state.copy()))
-    with _running:
+    with _lanes_of(pipe).lane() as lane:
         started = time.perf_counter()
         cpu_share.apply()
-        result = pipe(prompt, guidance_scale=guidance_scale, num_inference_steps=num_inference_steps,
+        result = lane(prompt, guidance_scale=guidance_scale, num_inference_steps=num_inference_steps,
                       generator=generator, output_type="np", negative_prompt=options.negative_prompt or None,
                       eta=options.eta, height=options.height, width=options.width,
                       callback_on_step_end=_take_cpu_share)
