@@ -5,10 +5,12 @@ import csv
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -169,6 +171,13 @@ def test_a_worker_killed_mid_submission_leaves_nothing_behind(tmp_path):
     assert our_cgroups() == before                # and its cgroups
 
 
+def as_from_a_terminal():
+    """Ctrl-C as a shell's foreground job gets it: SIGINT neither ignored nor blocked, whatever this test
+    process inherited or was left with by earlier tests (a child keeps both across exec)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def test_ctrl_c_stops_at_once_leaves_nothing_behind_and_the_next_run_resumes(tmp_path):
     build(CORRECT["einsum"], tmp_path / "in" / "a" / NOTEBOOK)
     build(HOSTILE["infinite_loops"][0], tmp_path / "in" / "b" / NOTEBOOK)   # each function hangs to its deadline
@@ -177,14 +186,16 @@ def test_ctrl_c_stops_at_once_leaves_nothing_behind_and_the_next_run_resumes(tmp
     command = [sys.executable, "-m", "autograder", "grade", str(tmp_path / "in"), "--out", str(out), "--workers", "1",
                "--call-timeout", "3"]
     env = {**os.environ, "TMPDIR": str(scratch)}
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               preexec_fn=as_from_a_terminal)
     deadline = time.monotonic() + 300
     while not (out / ASSIGNMENT / "a" / "outcome.json").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
     time.sleep(1)   # b is being graded now
+    signals = re.findall(r"^(Sig(?:Blk|Ign|Cgt)):\s*(\S+)", Path(f"/proc/{process.pid}/status").read_text(), re.M)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130 and "interrupted: 1 of 2 submissions graded" in stderr
+    assert process.returncode == 130 and "interrupted: 1 of 2 submissions graded" in stderr, (signals, stderr[-2000:])
     assert "Traceback" not in stderr and not (out / ASSIGNMENT / "b" / "outcome.json").exists()
     assert list(scratch.iterdir()) == []   # no worker or sandbox folder left
     build(HOSTILE["untouched_stubs"][0], tmp_path / "in" / "b" / NOTEBOOK)   # b resubmits (quick to grade)
