@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from autograder.pipeline import server as pipeline_server
-from autograder.pipeline import sd_pipeline, served as served_end
+from autograder.pipeline import lanes as pipeline_lanes, sd_pipeline, served as served_end
 from tests.submissions import ASSIGNMENT, ROOT, build, variant_with
 
 PROMPT = "a red apple"
@@ -111,7 +111,7 @@ def test_pipeline_calls_take_turns_so_a_greedy_worker_cannot_starve_a_classmate(
     import threading
     import time
 
-    lanes, order = sd_pipeline.Lanes("the pipeline", 1), []   # one lane, as on a GPU
+    lanes, order = pipeline_lanes.Lanes("the pipeline", 1), []   # one lane, as on a GPU
 
     def wait_until_queued(count):
         deadline = time.monotonic() + 10
@@ -141,8 +141,8 @@ def test_on_a_cpu_each_worker_has_a_lane_so_a_large_call_holds_up_no_classmate(m
     import threading
     import time
 
-    monkeypatch.setattr(sd_pipeline, "_copy_for_a_lane", lambda pipe: pipe + " (copy)")
-    lanes = sd_pipeline.Lanes("the pipeline", 2)
+    monkeypatch.setattr(pipeline_lanes, "_copy_for_a_lane", lambda pipe: pipe + " (copy)")
+    lanes = pipeline_lanes.Lanes("the pipeline", 2)
     holders, leave = [], threading.Event()
 
     def call():

@@ -16,7 +16,7 @@ from autograder.cli.options import PACKAGE_DIR
 from autograder.grading.worker import GradingWorker, compute_environment
 from autograder.intake.discover import OUTPUT_MARKER, discover
 from autograder.intake.submission import SubmissionError, read_notebook_bytes
-from autograder.pipeline import sd_pipeline, server as pipeline_server
+from autograder.pipeline import lanes, server as pipeline_server
 from autograder.pipeline.spec import PipelineSpec, device_argument
 from autograder.reports import class_report, grader_errors, regrade_diff, report, shards
 from autograder.sandbox import cpu_share, private_files
@@ -154,7 +154,7 @@ def run(args) -> int:
     # memory is tightest (Gradescope grades one submission per container).
     if slots > 1 and any(assignments.get(s.assignment).uses_pipeline for s in pending):
         server = pipeline_server.Server(Path(run_dir.name), pipeline, args.require_gpu,
-                                        {**compute_environment(threads, share_file), sd_pipeline.LANES: str(slots)},
+                                        {**compute_environment(threads, share_file), lanes.LANES: str(slots)},
                                         out_dir / ".pipeline-server.log" if args.keep_logs else None)
     every_worker = [GradingWorker(out_dir / f".worker-{index}.log" if args.keep_logs else None, threads, share_file,
                                   server.environment if server else None) for index in range(slots)]

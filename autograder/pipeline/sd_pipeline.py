@@ -9,19 +9,18 @@ workers (server.py; served.py is the workers' end).
 from __future__ import annotations
 
 import concurrent.futures
-import copy
 import math
 import os
 import threading
 import time
-from collections import OrderedDict, deque
-from contextlib import contextmanager
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
 
 from autograder.pipeline import served
+from autograder.pipeline.lanes import lanes_of
 from autograder.pipeline.spec import DEFAULT_MODEL, PipelineSpec, PipelineUnavailable, without_paths  # noqa: F401 (the checks' names)
 from autograder.sandbox import cpu_share
 
@@ -35,61 +34,9 @@ MAX_PIXEL_STEPS = 2 * 10**8
 _loaded: dict[PipelineSpec, object] = {}
 load_seconds: dict[PipelineSpec, float] = {}
 # Only the pipeline server (server.py) has threads that share these: one loads a pipeline while the
-# others wait for it; calls run in lanes (Lanes), and a generation one thread is making is waited for,
+# others wait for it; calls run in lanes (lanes.py), and a generation one thread is making is waited for,
 # not made twice.
 _loading = threading.Lock()
-LANES = "AUTOGRADER_PIPELINE_LANES"   # set by the grade command for its server: one lane per worker
-
-
-class Lanes:
-    """Copies of one pipeline that run calls side by side, granted in the order asked for.
-
-    A pipeline keeps per-call state (its scheduler's timesteps, the call's guidance scale), so two calls
-    at once need two pipeline objects; they share the model's modules, whose forward passes keep none.
-    On a CPU a call uses one worker's share of the cores, so each worker gets a lane and a student asking
-    for large images slows nobody else's calls. A GPU runs one call at a time (its memory holds one
-    call's activations). Granted in order: each worker has at most one call waiting, so a student
-    asking for many images delays a classmate's call by one of theirs at most (threading.Lock would
-    let a releasing thread win again)."""
-
-    def __init__(self, pipe, count: int = 1):
-        self._free = [pipe] + [_copy_for_a_lane(pipe) for _ in range(count - 1)]
-        self._turns = threading.Condition()
-        self._queue: deque = deque()
-
-    @contextmanager
-    def lane(self):
-        ticket = object()
-        with self._turns:
-            self._queue.append(ticket)
-            self._turns.wait_for(lambda: self._free and self._queue[0] is ticket)
-            self._queue.popleft()
-            pipe = self._free.pop()
-            self._turns.notify_all()
-        try:
-            yield pipe
-        finally:
-            with self._turns:
-                self._free.append(pipe)
-                self._turns.notify_all()
-
-
-def _copy_for_a_lane(pipe):
-    flags = {"requires_safety_checker": False} if "requires_safety_checker" in pipe.config else {}
-    lane = type(pipe)(**{**pipe.components, "scheduler": copy.deepcopy(pipe.scheduler)}, **flags)
-    lane.set_progress_bar_config(disable=True)
-    return lane
-
-
-_lanes: dict[int, Lanes] = {}
-
-
-def _lanes_of(pipe) -> Lanes:
-    with _loading:
-        if id(pipe) not in _lanes:
-            on_gpu = getattr(getattr(pipe, "device", None), "type", "cpu") == "cuda"
-            _lanes[id(pipe)] = Lanes(pipe, 1 if on_gpu else max(1, int(os.environ.get(LANES, "1"))))
-        return _lanes[id(pipe)]
 
 
 def load(spec: PipelineSpec):
@@ -216,7 +163,7 @@ def _run_pipeline(pipe, prompt, guidance_scale, num_inference_steps, state,
     if state is not None:
         generator = torch.Generator(device="cpu")
         generator.set_state(torch.from_numpy(state.copy()))
-    with _lanes_of(pipe).lane() as lane:
+    with lanes_of(pipe).lane() as lane:
         started = time.perf_counter()
         cpu_share.apply()
         result = lane(prompt, guidance_scale=guidance_scale, num_inference_steps=num_inference_steps,
