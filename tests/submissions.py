@@ -219,6 +219,12 @@ def generate_guidance_sweep(pipe, prompt, guidance_scales, seed=42, num_inferenc
     "sweep_without_generator": (variant_with(generate_guidance_sweep=GOOD_SWEEP.replace(
         "num_inference_steps=num_inference_steps,\n                           generator=generator)",
         "num_inference_steps=num_inference_steps)")), "generate_guidance_sweep"),
+    # A real CPU pipeline makes the reference images from a seeded global generator too: only the check
+    # that asks for a generator per call fails.
+    "sweep_seeds_globally": (variant_with(generate_guidance_sweep=GOOD_SWEEP.replace(
+        'generator = torch.Generator(device="cpu").manual_seed(seed)', "torch.manual_seed(seed)").replace(
+        "num_inference_steps=num_inference_steps,\n                           generator=generator)",
+        "num_inference_steps=num_inference_steps)")), "generate_guidance_sweep"),
     "sweep_other_steps": (variant_with(generate_guidance_sweep=GOOD_SWEEP.replace(
         "num_inference_steps=num_inference_steps", "num_inference_steps=15")), "generate_guidance_sweep"),
     "sweep_hard_codes_default_steps": (variant_with(generate_guidance_sweep=GOOD_SWEEP.replace(

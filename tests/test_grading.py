@@ -195,6 +195,11 @@ def test_messages_explain_the_failure_without_hidden_inputs(graded):
                                                      "seeded with seed"]
     unseeded = {t["name"]: t["score"] for t in results_of(graded, "sweep_without_generator")["tests"]}
     assert unseeded["generate_guidance_sweep: the same seed gives identical images when run again"] == 0
+    assert unseeded["generate_guidance_sweep: each image equals the trusted pipeline's image for its scale"] == 0
+    seeded_globally = [t for t in results_of(graded, "sweep_seeds_globally")["tests"] if t["status"] != "passed"]
+    assert [t["name"] for t in seeded_globally] == ["generate_guidance_sweep: gives every call a fresh generator "
+                                                    "seeded with seed"]
+    assert "torch's global generator" in seeded_globally[0]["output"]
     for name, hard_coded in (("sweep_other_steps", 15), ("sweep_hard_codes_default_steps", 30)):
         steps = {t["name"]: t["output"] for t in results_of(graded, name)["tests"]}
         assert f"num_inference_steps=[{hard_coded}]" in steps["generate_guidance_sweep: passes the prompt and "

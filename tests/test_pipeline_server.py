@@ -61,7 +61,7 @@ def test_what_cannot_load_is_reported_as_unavailable_and_the_server_goes_on(serv
     with pytest.raises(sd_pipeline.PipelineUnavailable, match="cannot load the pipeline"):
         sd_pipeline.load(sd_pipeline.PipelineSpec(str(tiny_pipeline_dir / "missing"), "cpu"))
     served = sd_pipeline.load(sd_pipeline.PipelineSpec(str(tiny_pipeline_dir), "cpu"))
-    assert sd_pipeline.generate(served, PROMPT, 1.0, 2, None).image.shape == (64, 64, 3)
+    assert sd_pipeline.generate(served, PROMPT, 1.0, 2, sd_pipeline.fresh_generator_state(1)).image.shape == (64, 64, 3)
 
 
 @pytest.mark.quick
@@ -69,7 +69,7 @@ def test_a_connection_without_the_key_is_refused(server, tiny_pipeline_dir):
     served = sd_pipeline.load(sd_pipeline.PipelineSpec(str(tiny_pipeline_dir), "cpu"))   # the server is up
     with pytest.raises(AuthenticationError):
         Client(server.environment[pipeline_server.ADDRESS], family="AF_UNIX", authkey=b"a guess")
-    assert sd_pipeline.generate(served, PROMPT, 2.0, 2, None).image.shape == (64, 64, 3)
+    assert sd_pipeline.generate(served, PROMPT, 2.0, 2, sd_pipeline.fresh_generator_state(2)).image.shape == (64, 64, 3)
 
 
 @pytest.mark.quick
@@ -78,7 +78,7 @@ def test_a_stopped_server_is_a_grader_problem(server, tiny_pipeline_dir):
     server.process.kill()
     server.process.join()
     with pytest.raises(served_end.GraderFailure, match="pipeline server stopped"):
-        sd_pipeline.generate(served, PROMPT, 2.0, 2, None)
+        sd_pipeline.generate(served, PROMPT, 2.0, 2, sd_pipeline.fresh_generator_state(2))
 
 
 WORKER = """

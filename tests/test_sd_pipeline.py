@@ -26,12 +26,22 @@ def test_a_repeated_call_is_remembered_with_its_original_cost(pipe):
     assert np.array_equal(fresh.image, first.image) and np.array_equal(fresh.final_state, first.final_state)
 
 
-def test_calls_without_a_generator_always_run(pipe):
-    # Their noise comes from torch's global generator: remembering them would make a sweep that
-    # forgot its generator look repeatable.
-    first = sd_pipeline.generate(pipe, PROMPT, 3.0, 4, None)
-    second = sd_pipeline.generate(pipe, PROMPT, 3.0, 4, None)
-    assert first is not second and not np.array_equal(first.image, second.image)
+def test_a_call_without_a_generator_draws_from_the_global_state_the_sandbox_sent(pipe):
+    # As a real pipeline draws from torch's global generator: one global state gives one image (so
+    # torch.manual_seed(seed) before each call is repeatable), and the state handed back has moved on.
+    state = sd_pipeline.fresh_generator_state(5)
+    request = {"prompt": PROMPT, "guidance_scale": 3.0, "num_inference_steps": 4}
+    recorder = sd_pipeline.RecordingPipeline(pipe)
+    answer, arrays = recorder(request, {"global_state": state})
+    named = sd_pipeline._run_pipeline(pipe, PROMPT, 3.0, 4, state)
+    assert answer == {"ok": True} and set(arrays) == {"image", "global_state"}
+    assert np.array_equal(arrays["image"], named.image) and np.array_equal(arrays["global_state"], named.final_state)
+    assert recorder.calls[0].generator_state is None   # the checks still see that no generator was named
+    assert any("global generator" in note for note in recorder.notes)
+    _, moved_on = recorder(request, {"global_state": arrays["global_state"]})
+    assert not np.array_equal(moved_on["image"], arrays["image"])
+    for neither_or_both in ({}, {"global_state": state, "generator_state": state}):
+        assert "error" in sd_pipeline.RecordingPipeline(pipe)(request, neither_or_both)[0]
 
 
 @pytest.mark.parametrize("change", ["seed", "scale", "steps", "prompt"])
@@ -129,8 +139,9 @@ def test_one_sweep_cannot_hold_the_shared_pipeline_past_its_budget(pipe, monkeyp
     monkeypatch.setattr(sd_pipeline, "MAX_PIXEL_STEPS", 64 * 64 * 2 * 2)   # two 64x64 calls of 2 steps
     recorder = sd_pipeline.RecordingPipeline(pipe)
     call = {"prompt": PROMPT, "guidance_scale": 2.0, "num_inference_steps": 2}
-    assert recorder(call, {})[0] == {"ok": True}
-    assert recorder({**call, "height": 128, "width": 64}, {})[0]["error"].startswith("this sweep asked the pipeline")
-    assert recorder(call, {})[0] == {"ok": True}           # a refused call costs nothing
-    assert "more work than the grader allows" in recorder(call, {})[0]["error"]
+    noise = {"global_state": sd_pipeline.fresh_generator_state(3)}
+    assert recorder(call, noise)[0] == {"ok": True}
+    assert recorder({**call, "height": 128, "width": 64}, noise)[0]["error"].startswith("this sweep asked the pipeline")
+    assert recorder(call, noise)[0] == {"ok": True}           # a refused call costs nothing
+    assert "more work than the grader allows" in recorder(call, noise)[0]["error"]
     assert len(recorder.calls) == 2

@@ -93,7 +93,7 @@ def fresh_generator_state(seed: int) -> np.ndarray:
 
 class Generation(NamedTuple):
     image: np.ndarray                 # (H, W, 3) uint8
-    final_state: np.ndarray | None    # the generator's state afterwards; None without a generator
+    final_state: np.ndarray           # the generator's state afterwards
     seconds: float                    # what the pipeline took to make it
     threads: int                      # torch's threads at its last step (cpu_share.py)
 
@@ -117,14 +117,11 @@ class ImageOptions:
 def generate(pipe, prompt: str, guidance_scale: float, num_inference_steps: int, generator_state,
              options: ImageOptions = ImageOptions()) -> Generation:
     """One image, from a CPU generator in the given state so that CPU and GPU pipelines start from the
-    same noise. With a generator the pipeline is a pure function of these arguments, so a call made
-    before (by the reference, or by a student making the same calls as another) is answered from
-    memory, with the seconds the original run took; the arrays handed out are read-only. Without one
-    the noise comes from torch's global generator: such calls always run."""
+    same noise. The pipeline is a pure function of these arguments, so a call made before (by the
+    reference, or by a student making the same calls as another) is answered from memory, with the
+    seconds the original run took; the arrays handed out are read-only."""
     if isinstance(pipe, served.ServedPipeline):
         return pipe.generate(prompt, guidance_scale, num_inference_steps, generator_state, options)
-    if generator_state is None:
-        return _run_pipeline(pipe, prompt, guidance_scale, num_inference_steps, None, options)
     state = np.ascontiguousarray(generator_state, dtype=np.uint8)
     key = (id(pipe), prompt, guidance_scale, num_inference_steps, state.tobytes(), options)
     with _remembering:
@@ -159,10 +156,8 @@ def _run_pipeline(pipe, prompt, guidance_scale, num_inference_steps, state,
                   options: ImageOptions = ImageOptions()) -> Generation:
     import torch
 
-    generator = None
-    if state is not None:
-        generator = torch.Generator(device="cpu")
-        generator.set_state(torch.from_numpy(state.copy()))
+    generator = torch.Generator(device="cpu")
+    generator.set_state(torch.from_numpy(state.copy()))
     with lanes_of(pipe).lane() as lane:
         started = time.perf_counter()
         cpu_share.apply()
@@ -171,7 +166,7 @@ def _run_pipeline(pipe, prompt, guidance_scale, num_inference_steps, state,
                       eta=options.eta, height=options.height, width=options.width,
                       callback_on_step_end=_take_cpu_share)
     image = np.nan_to_num(np.asarray(result.images[0], dtype=np.float32), nan=0.0)
-    final_state = None if generator is None else generator.get_state().numpy().copy()
+    final_state = generator.get_state().numpy().copy()
     return Generation((np.clip(image, 0.0, 1.0) * 255).round().astype(np.uint8), final_state,
                       time.perf_counter() - started, torch.get_num_threads())
 
@@ -186,7 +181,7 @@ class PipelineCall:
     prompt: str
     guidance_scale: float
     num_inference_steps: int
-    generator_state: np.ndarray | None
+    generator_state: np.ndarray | None   # None: the call named no generator (it drew from torch's global one)
     seconds: float
     image: np.ndarray | None = None   # what this call returned to the student's code
     threads: int = 1
@@ -227,8 +222,11 @@ class RecordingPipeline:
             return {"error": "guidance_scale must be a finite number"}, {}
         if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
             return {"error": f"num_inference_steps must be a whole number from 1 to {MAX_STEPS}"}, {}
-        state = arrays.get("generator_state")
-        if state is not None and (state.dtype != np.uint8 or state.shape != fresh_generator_state(0).shape):
+        # A call names its generator or draws from torch's global one (proxies.GradingPipeline): one state.
+        named, global_state = arrays.get("generator_state"), arrays.get("global_state")
+        state = global_state if named is None else named
+        if (named is None) == (global_state is None) or state.dtype != np.uint8 \
+                or state.shape != fresh_generator_state(0).shape:
             return {"error": "the generator must be a CPU torch.Generator"}, {}
         options = self._options(request)
         if isinstance(options, str):
@@ -242,13 +240,13 @@ class RecordingPipeline:
         if request.get("generator_device") == "cuda":
             self.notes.add("your generator was made on CUDA; the grading sandbox has no GPU, so it drew the same "
                            "seed's noise on the CPU (on a GPU, CUDA and CPU generators give different images)")
+        if named is None:
+            self.notes.add("your pipeline calls named no generator, so their noise came from torch's global "
+                           "generator (seeded by torch.manual_seed), as in a real pipeline on the CPU")
         image, final_state, seconds, threads = generate(self.pipe, prompt, float(scale), steps, state, options)
-        self.calls.append(PipelineCall(prompt, float(scale), steps, None if state is None else state.copy(), seconds,
+        self.calls.append(PipelineCall(prompt, float(scale), steps, None if named is None else named.copy(), seconds,
                                        image, threads))
-        answer_arrays = {"image": image}
-        if final_state is not None:
-            answer_arrays["generator_state"] = final_state
-        return {"ok": True}, answer_arrays
+        return {"ok": True}, {"image": image, "generator_state" if named is not None else "global_state": final_state}
 
     def _options(self, request: dict) -> ImageOptions | str:
         """The call's image-changing options, or what is wrong with them."""

@@ -44,7 +44,8 @@ class GradingPipeline:
     It takes StableDiffusionPipeline.__call__'s arguments, in its order. Those that shape the image
     (prompt, size, steps, guidance, negative prompt, eta, generator) go to the grader's pipeline; the
     others are accepted at their defaults (a step callback is accepted and never called: it cannot change
-    the image). The student's generator advances exactly as the real pipeline would advance it.
+    the image). The student's generator, or torch's global one when the call names none, advances
+    exactly as the real pipeline would advance it.
     """
 
     def __init__(self, height, width):
@@ -84,7 +85,10 @@ class GradingPipeline:
                              f"{'it' if len(unsupported) == 1 else 'them'} at the default")
         if generator is not None and not isinstance(generator, torch._C.Generator):   # torch.manual_seed's too
             raise TypeError("generator must be a torch.Generator, e.g. torch.Generator('cpu').manual_seed(seed)")
-        arrays = {} if generator is None else {"generator_state": generator.get_state().numpy().copy()}
+        # Without a generator a real pipeline draws its noise from torch's global one, as this call does:
+        # torch.manual_seed(seed) makes it repeatable, and each call moves it on.
+        state = torch.get_rng_state() if generator is None else generator.get_state()
+        arrays = {"global_state" if generator is None else "generator_state": state.numpy().copy()}
         # Plain numbers and strings only cross the boundary; the grader rejects anything else clearly.
         request = {"prompt": prompt, "guidance_scale": _plain_number(guidance_scale, float),
                    "num_inference_steps": _plain_number(num_inference_steps, int),
@@ -97,7 +101,9 @@ class GradingPipeline:
         answer, answer_arrays = wire.unpack(wire.read_frame(CHANNEL["requests"]))
         if "error" in answer:
             raise ValueError(answer["error"])
-        if generator is not None:
+        if generator is None:
+            torch.set_rng_state(torch.from_numpy(answer_arrays["global_state"].copy()))
+        else:
             generator.set_state(torch.from_numpy(answer_arrays["generator_state"].copy()))
         image = Image.fromarray(answer_arrays["image"], "RGB")
         output = type("StableDiffusionPipelineOutput", (), {})()
