@@ -151,6 +151,20 @@ def test_many_notebooks_make_one_row_graded_once(attacked):
     assert many["output"].count("not graded (only") == 9
 
 
+def test_a_temporary_folder_too_deep_for_a_socket_address_still_grades(tmp_path):
+    # A Unix socket's address holds 107 bytes: the template's and the pipeline server's sockets go to /tmp then.
+    scratch = tmp_path / ("a-build-folder-nested-deep-inside-a-ci-runner-" * 3)
+    scratch.mkdir()
+    for student in ("one", "two"):   # two workers: the pipeline server starts too
+        build(CORRECT["einsum"], tmp_path / "in" / student / NOTEBOOK)
+    run = subprocess.run([sys.executable, "-m", "autograder", "grade", str(tmp_path / "in"), "--out",
+                          str(tmp_path / "out"), "--quiet", "--workers", "2"], capture_output=True, text=True,
+                         timeout=300, env={**os.environ, "TMPDIR": str(scratch)})
+    assert len(str(scratch)) > 120 and run.returncode == 0, run.stderr[-2000:]
+    assert [results({"out": tmp_path / "out" / ASSIGNMENT}, s)["score"] for s in ("one", "two")] == [FULL, FULL]
+    assert list(scratch.iterdir()) == []
+
+
 def test_a_worker_killed_mid_submission_leaves_nothing_behind(tmp_path):
     from autograder.sandbox.cgroups import CGROUP_V1, v2_parent
 

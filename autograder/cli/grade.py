@@ -13,6 +13,7 @@ from pathlib import Path
 from autograder import assignments
 from autograder.cli import options
 from autograder.cli.options import PACKAGE_DIR
+from autograder.grading import template
 from autograder.grading.worker import GradingWorker, compute_environment
 from autograder.intake.discover import OUTPUT_MARKER, discover
 from autograder.intake.submission import SubmissionError, read_notebook_bytes
@@ -146,7 +147,7 @@ def run(args) -> int:
     slots = max(1, min(args.workers, len(pending)))
     threads = max(1, cpu_share.available() // slots)
     # Private to the grader's user (mkdtemp): the CPU share, and the pipeline server's socket.
-    run_dir = tempfile.TemporaryDirectory(prefix="autograder-run-")
+    run_dir = tempfile.TemporaryDirectory(prefix="autograder-run-", dir=template.socket_folder())
     share_file = Path(run_dir.name) / "threads"
     cpu_share.write(share_file, slots)
     server = None
@@ -154,7 +155,8 @@ def run(args) -> int:
     # memory is tightest (Gradescope grades one submission per container).
     if slots > 1 and any(assignments.get(s.assignment).uses_pipeline for s in pending):
         server = pipeline_server.Server(Path(run_dir.name), pipeline, args.require_gpu,
-                                        {**compute_environment(threads, share_file), lanes.LANES: str(slots)},
+                                        {**compute_environment(threads, share_file), lanes.LANES: str(slots),
+                                         "TMPDIR": run_dir.name},   # what torch leaves there goes with the run
                                         out_dir / ".pipeline-server.log" if args.keep_logs else None)
     every_worker = [GradingWorker(out_dir / f".worker-{index}.log" if args.keep_logs else None, threads, share_file,
                                   server.environment if server else None) for index in range(slots)]

@@ -10,15 +10,35 @@ from __future__ import annotations
 
 import functools
 import multiprocessing
+import multiprocessing.util
 import os
+import tempfile
 
 PRELOADED = ["torch", "autograder.grading.worker", "autograder.sandbox.student_process", "autograder.pipeline.sd_pipeline"]
+
+
+# A Unix socket's address holds 107 bytes. Ours lie two short names below the folder (the template's
+# pymp-*/listener-*, the pipeline server's autograder-run-*/pipeline.sock), so the folder may take 60.
+SOCKET_FOLDER_ROOM = 60
+
+
+def socket_folder() -> str:
+    """Where the grader's Unix sockets go: the temporary folder, unless its path is too deep to hold a
+    socket's address (TMPDIR inside a deep build or test folder), then /tmp."""
+    usual = tempfile.gettempdir()
+    return usual if len(usual) <= SOCKET_FOLDER_ROOM else "/tmp"
 
 
 @functools.cache
 def context():
     """multiprocessing's forkserver context; the template itself starts with the first process."""
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    if socket_folder() != tempfile.gettempdir():   # multiprocessing's own folder, made once, holds its sockets
+        usual, tempfile.tempdir = tempfile.tempdir, socket_folder()
+        try:
+            multiprocessing.util.get_temp_dir()
+        finally:
+            tempfile.tempdir = usual
     forkserver = multiprocessing.get_context("forkserver")
     forkserver.set_forkserver_preload(PRELOADED)
     return forkserver
