@@ -93,7 +93,7 @@ class GradingWorker:
         # Everything the worker's sandboxes leave on the host goes under names we know, so that even a
         # worker killed mid-submission leaves nothing behind (see close()).
         self.scratch = tempfile.mkdtemp(prefix="autograder-worker-")
-        self.cgroup_prefix = f"autograder-{uuid.uuid4().hex[:8]}-"
+        self.cgroup_prefix = f"autograder-{os.getpid()}-{uuid.uuid4().hex[:8]}-"   # which run made them, at a glance
         # Plugins installed beside the grader (pytest-randomly reorders and reseeds, others rewrite reports) never
         # join a grading session: the one it needs is named in its arguments.
         environment = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", **compute_environment(self.threads, self.cpu_share_file),
