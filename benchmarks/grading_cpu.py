@@ -53,16 +53,18 @@ def machine_busy() -> float:
 
 
 def grade_sampled(command: list[str]) -> tuple[float, float, dict[str, float]]:
-    started, busy = time.perf_counter(), machine_busy()
+    started, busy, sampling = time.perf_counter(), machine_busy(), time.process_time()
     grade = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     seen: dict[int, tuple[int, float, int]] = {}
     while grade.poll() is None:
         for pid, entry in processes().items():
-            if pid == grade.pid or pid in seen or entry[0] in seen or entry[0] == grade.pid:
+            if pid in seen:   # its first parent: one that outlives the grade command is re-parented to init
+                seen[pid] = (seen[pid][0], *entry[1:])
+            elif pid == grade.pid or entry[0] in seen or entry[0] == grade.pid:
                 seen[pid] = entry
         time.sleep(0.02)
     wall, busy = time.perf_counter() - started, machine_busy() - busy
-    roles = {"grade command": seen.get(grade.pid, (0, 0.0, 0))[1]}
+    roles = {"grade command": seen.get(grade.pid, (0, 0.0, 0))[1], "this benchmark's sampling": time.process_time() - sampling}
     # The grade command's children: the template (multiprocessing's forkserver) and the class report's helpers.
     for child in [pid for pid, entry in seen.items() if entry[0] == grade.pid]:
         forked = sorted((pid for pid, entry in seen.items() if entry[0] == child), key=lambda pid: seen[pid][2])
