@@ -138,7 +138,7 @@ def autograder_root(tmp_path_factory):
            "AUTOGRADER_VENV": str(root / "venv"), "AUTOGRADER_TORCH_INDEX": "",
            "AUTOGRADER_PIP_NO_CACHE": "",   # this machine's pip cache: the same wheels, fetched once
            # No byte-compiling of every installed module: half of the install (~35 s of ~62 s), and nothing
-           # here is timed (students' venvs are made as students make them: their first imports are).
+           # run in this venv is timed. Students' venvs (student_release.py) keep pip's default: a cell there is.
            "PIP_COMPILE": "false"}
     setup = subprocess.run(["bash", str(root / "source" / "setup.sh")], capture_output=True, text=True, env=env,
                            timeout=1800)

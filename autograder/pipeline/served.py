@@ -23,9 +23,7 @@ class ServedPipeline:
     def generate(self, prompt, guidance_scale, num_inference_steps, generator_state, options):
         generation = _ask("generate", self.spec, prompt, guidance_scale, num_inference_steps, generator_state,
                           options)
-        for array in (generation.image, generation.final_state):
-            if array is not None:
-                array.flags.writeable = False
+        generation.image.flags.writeable = generation.final_state.flags.writeable = False
         return generation
 
 
