@@ -150,16 +150,19 @@ def run(args) -> int:
     run_dir = tempfile.TemporaryDirectory(prefix="autograder-run-", dir=template.socket_folder())
     share_file = Path(run_dir.name) / "threads"
     cpu_share.write(share_file, slots)
-    server = None
+    server, preload = None, None
     # With one worker there is nothing to share, and a second process with torch would cost ~170 MiB where
-    # memory is tightest (Gradescope grades one submission per container).
-    if slots > 1 and any(assignments.get(s.assignment).uses_pipeline for s in pending):
+    # memory is tightest (Gradescope grades one submission per container): the worker loads it as it starts.
+    if any(assignments.get(s.assignment).uses_pipeline for s in pending):
+        preload = (pipeline.model, pipeline.device, args.require_gpu)
+    if slots > 1 and preload:
         server = pipeline_server.Server(Path(run_dir.name), pipeline, args.require_gpu,
                                         {**compute_environment(threads, share_file), lanes.LANES: str(slots),
                                          "TMPDIR": run_dir.name},   # what torch leaves there goes with the run
                                         out_dir / ".pipeline-server.log" if args.keep_logs else None)
     every_worker = [GradingWorker(out_dir / f".worker-{index}.log" if args.keep_logs else None, threads, share_file,
-                                  server.environment if server else None) for index in range(slots)]
+                                  server.environment if server else None, None if server else preload)
+                    for index in range(slots)]
     for worker in every_worker:
         workers.put(worker)
 
