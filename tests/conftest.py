@@ -1,3 +1,4 @@
+import hashlib
 import json
 import os
 import re
@@ -9,6 +10,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")   # nothing in the suite may reach a model hub
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -117,37 +119,71 @@ def others_can_run_python():
         os.chmod(folder, mode)
 
 
-# The Gradescope autograder zip, unpacked and set up once for every test that runs it (test_gradescope.py,
-# test_nbgrader_course.py's four-way comparison).
-@pytest.fixture(scope="session")
-def autograder_root(tmp_path_factory):
-    """/autograder as Gradescope lays it out (world-readable, as a zip unpacks), with setup.sh run."""
-    bundle = tmp_path_factory.mktemp("bundle") / "autograder.zip"
-    made = subprocess.run([sys.executable, "-m", "autograder", "bundle", "gradescope", "--assignment", ASSIGNMENT,
-                           "--out", str(bundle), "--hidden-visibility", "visible", "--feedback-limit", "2/24h"],
-                          capture_output=True, text=True, cwd=ROOT)
-    assert made.returncode == 0, made.stderr
-    root = Path(tempfile.mkdtemp(prefix="gradescope-"))
-    root.chmod(0o755)
-    with zipfile.ZipFile(bundle) as archive:
-        names = archive.namelist()
-        archive.extractall(root / "source")
+# The Gradescope autograder zip, unpacked and set up once per suite run for every test that runs it
+# (test_gradescope.py, test_nbgrader_course.py's four-way comparison), whichever test process asks first.
+def shared_gradescope_folder(config) -> Path:
+    """Where this suite run's set-up Gradescope tree lives: in the temporary folder (world-traversable, as
+    /autograder is), named after the run's pytest base folder, which pytest-xdist's processes share."""
+    base = config._tmp_path_factory.getbasetemp()
+    run = base.parent if hasattr(config, "workerinput") else base
+    return Path(tempfile.gettempdir()) / f"gradescope-{hashlib.sha256(str(run).encode()).hexdigest()[:12]}"
+
+
+def set_up_gradescope(shared: Path) -> dict:
+    """Builds the bundle, unpacks it as a zip unpacks (world-readable) and runs its setup.sh as Gradescope does."""
+    shutil.rmtree(shared, ignore_errors=True)
+    (shared / "source").mkdir(parents=True)
+    shared.chmod(0o755)
+    with tempfile.TemporaryDirectory() as scratch:
+        bundle = Path(scratch) / "autograder.zip"
+        made = subprocess.run([sys.executable, "-m", "autograder", "bundle", "gradescope", "--assignment", ASSIGNMENT,
+                               "--out", str(bundle), "--hidden-visibility", "visible", "--feedback-limit", "2/24h"],
+                              capture_output=True, text=True, cwd=ROOT)
+        assert made.returncode == 0, made.stderr
+        with zipfile.ZipFile(bundle) as archive:
+            names = archive.namelist()
+            archive.extractall(shared / "source")
     for name in ("setup.sh", "run_autograder"):
-        (root / "source" / name).chmod(0o755)
-    env = {**os.environ, "AUTOGRADER_SKIP_APT": "1", "AUTOGRADER_SOURCE": str(root / "source"),
-           "AUTOGRADER_VENV": str(root / "venv"), "AUTOGRADER_TORCH_INDEX": "",
-           "AUTOGRADER_PIP_NO_CACHE": "",   # this machine's pip cache: the same wheels, fetched once
-           # No byte-compiling of every installed module: half of the install (~35 s of ~62 s), and nothing
-           # run in this venv is timed. Students' venvs (student_release.py) keep pip's default: a cell there is.
-           "PIP_COMPILE": "false"}
-    setup = subprocess.run(["bash", str(root / "source" / "setup.sh")], capture_output=True, text=True, env=env,
+        (shared / "source" / name).chmod(0o755)
+    env = {**os.environ, "AUTOGRADER_SKIP_APT": "1", "AUTOGRADER_SOURCE": str(shared / "source"),
+           "AUTOGRADER_VENV": str(shared / "venv"), "AUTOGRADER_TORCH_INDEX": "",
+           "AUTOGRADER_PIP_NO_CACHE": ""}   # this machine's pip cache: the same wheels, fetched once
+    setup = subprocess.run(["bash", str(shared / "source" / "setup.sh")], capture_output=True, text=True, env=env,
                            timeout=1800)
-    yield {"root": root, "names": names, "setup": setup}
-    shutil.rmtree(root, ignore_errors=True)
+    built = {"names": names, "returncode": setup.returncode, "stdout": setup.stdout, "stderr": setup.stderr}
+    (shared / "built.json").write_text(json.dumps(built))
+    return built
+
+
+@pytest.fixture(scope="session")
+def autograder_root(request):
+    """/autograder as Gradescope lays it out, with setup.sh run. Its submission/ and results/ are one upload's:
+    run_autograder takes the tree's lock, so two test processes grade through it in turn."""
+    shared = shared_gradescope_folder(request.config)
+    with FileLock(f"{shared}.lock"):
+        if not (shared / "built.json").exists():
+            set_up_gradescope(shared)
+    built = json.loads((shared / "built.json").read_text())
+    return {"root": shared, "names": built["names"], "setup": built}
+
+
+def pytest_unconfigure(config):
+    if not hasattr(config, "workerinput") and hasattr(config, "_tmp_path_factory"):   # the run's last process
+        try:
+            shared = shared_gradescope_folder(config)
+        except Exception:
+            return
+        shutil.rmtree(shared, ignore_errors=True)
+        Path(f"{shared}.lock").unlink(missing_ok=True)
 
 
 def run_autograder(root: Path, upload: dict, metadata: dict | None = None, no_namespaces: bool = False) -> dict:
     """Gradescope's run for one upload ({relative path: variant, or a notebook file}); returns results.json."""
+    with FileLock(f"{root}.lock"):
+        return run_in(root, upload, metadata, no_namespaces)
+
+
+def run_in(root: Path, upload: dict, metadata: dict | None, no_namespaces: bool) -> dict:
     shutil.rmtree(root / "submission", ignore_errors=True)
     shutil.rmtree(root / "results", ignore_errors=True)
     for relative, variant in upload.items():

@@ -30,7 +30,7 @@ def test_the_zip_holds_the_grader_and_nothing_of_the_course(autograder_root):
 
 def test_setup_installs_only_what_grading_needs(autograder_root):
     setup = autograder_root["setup"]
-    assert setup.returncode == 0, setup.stdout[-3000:] + setup.stderr[-3000:]
+    assert setup["returncode"] == 0, setup["stdout"][-3000:] + setup["stderr"][-3000:]
     listed = subprocess.run([str(autograder_root["root"] / "venv" / "bin" / "python"), "-m", "pip", "list",
                              "--format=json"], capture_output=True, text=True, check=True)
     installed = {p["name"].lower() for p in json.loads(listed.stdout)}
