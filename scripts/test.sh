@@ -17,5 +17,6 @@ if ! cmp -s tests/classroom_js/package-lock.json tests/classroom_js/node_modules
 fi
 export PATH="$PWD/.venv/bin:$PATH"
 # Two test files at a time (pytest-xdist, one file per process so that module fixtures are built once):
-# many tests wait on sandboxes, kernels and pip, and one at a time left a third of two CPUs idle.
-python -m pytest -n 2 --dist loadfile "$@"
+# many tests wait on sandboxes, kernels and pip, and one at a time left a third of two CPUs idle. Files are
+# handed out longest first (tests/conftest.py's LONGEST_FIRST), not by how many tests they hold.
+python -m pytest -n 2 --dist loadfile --no-loadscope-reorder "$@"
