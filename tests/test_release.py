@@ -384,9 +384,10 @@ def test_the_main_job_leaves_a_clean_clone_clean(tmp_path):
 
     checked = main_job_step("release", "--check")
     assert checked.returncode == 0, checked.stderr[-2000:]
-    # finn's functions hang: a short call timeout (main.sh passes options through) spares minutes of waiting
+    # finn's functions hang, and four of his notebook's cells with them: short call and cell timeouts (main.sh
+    # passes options through) spare a minute of waiting (his submission alone took 48 s with 10 s cells)
     graded = main_job_step("grade", "samples/submitted", "--out", "grading-output", "--quiet", "--workers", "2",
-                           "--call-timeout", "3")
+                           "--call-timeout", "3", "--cell-timeout", "3")
     assert graded.returncode == 0, graded.stderr[-2000:]
     assert "ada " in graded.stdout and (clone / "grading-output" / ASSIGNMENT / "grades.csv").exists()
     status = subprocess.run(["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True).stdout
