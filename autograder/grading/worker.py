@@ -31,7 +31,8 @@ from autograder.sandbox.zygote_host import remove_leftovers
 
 # Per submission, pytest's long tracebacks (seconds for a notebook of stubs) and its two forced
 # garbage collections at exit (~0.6 s) and its log capture (a handler swap on every logger
-# transformers made, for every test) cost more than grading; the log gets native tracebacks.
+# transformers made, for every test) cost more than grading; the log gets native tracebacks (of grader
+# errors only: a student's failure is reported by its message, pytest_plugin.py).
 SESSION_OPTIONS = ["-q", "-p", "no:cacheprovider", "-p", "no:unraisableexception", "-p", "no:logging", "--tb=native"]
 
 
