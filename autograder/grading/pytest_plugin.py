@@ -53,6 +53,7 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "check(name, points, visible=False): a graded hidden check; name starts with "
                                        "'function: '; visible: the notebook's visible tests ask the same question")
     config.stash[RESULTS] = {"checks": [], "started": time.time()}
+    config.pluginmanager.register(StudentFailureReports(), "autograder-student-failure-reports")
 
 
 def submission_assignment(config) -> assignments.Assignment:
@@ -101,15 +102,20 @@ def student(request):
 STUDENT_FAILURES = (CheckFailed, StudentError, SubmissionError)
 
 
-@pytest.hookimpl(tryfirst=True, specname="pytest_runtest_makereport")
-def report_a_students_failure_by_its_message(item, call):
+class StudentFailureReports:
     """A check the student failed is reported without pytest's traceback of it, which nobody reads and which
-    took a sixth of a worker's CPU (Python 3.11 works out every frame's columns); grader errors keep theirs."""
-    error = call.excinfo.value if call.excinfo else None
-    if not isinstance(error, STUDENT_FAILURES):
-        return None
-    return pytest.TestReport(item.nodeid, item.location, dict.fromkeys(item.keywords, 1), "failed", str(error),
-                             call.when, (), call.duration, call.start, call.stop, user_properties=item.user_properties)
+    took a sixth of a worker's CPU (Python 3.11 works out every frame's columns); grader errors keep theirs.
+    A plugin object of its own: pytest only takes hooks named pytest_*, and this module's
+    pytest_runtest_makereport is the results' wrapper."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_makereport(self, item, call):
+        error = call.excinfo.value if call.excinfo else None
+        if not isinstance(error, STUDENT_FAILURES):
+            return None
+        return pytest.TestReport(item.nodeid, item.location, dict.fromkeys(item.keywords, 1), "failed", str(error),
+                                 call.when, (), call.duration, call.start, call.stop,
+                                 user_properties=item.user_properties)
 
 
 @pytest.hookimpl(hookwrapper=True)
