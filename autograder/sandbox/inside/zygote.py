@@ -23,7 +23,8 @@ import socket
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import notebook_run  # noqa: E402  (copied next to this file inside the sandbox)
+import huge_pages  # noqa: E402  (copied next to this file inside the sandbox)
+import notebook_run  # noqa: E402
 import processes  # noqa: E402
 import syscall_filter  # noqa: E402
 import wipe  # noqa: E402
@@ -151,6 +152,7 @@ def main():
     control = socket.socket(fileno=0)
     preload()
     control.send(b"ready")
+    spawned = 0
     while True:
         try:
             message, fds, _, _ = socket.recv_fds(control, 4096, 2)
@@ -182,6 +184,10 @@ def main():
                 os.close(fd)
             answer = "error unknown request"
         control.send(answer.encode())
+        if verb == "spawn":
+            spawned += 1
+            if spawned == 2:   # a class, not one submission: later forks are cheaper (~0.5 s, while the child runs)
+                huge_pages.collapse()
 
 
 if __name__ == "__main__":
