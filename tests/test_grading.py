@@ -471,3 +471,53 @@ def test_workers_and_the_pipeline_server_are_forked_from_one_template_that_has_t
             worker.close()
         server.close()
     assert all(w.process is None for w in workers) and not server.process.is_alive()
+
+
+def checks_without_timings(outcome: dict) -> list:
+    """Each check's verdict and message, without the seconds a time-budget message reports."""
+    return [(c["name"], c["outcome"], c["score"], re.sub(r"\d+\.\d+ s", "T s", c["message"])) for c in outcome["checks"]]
+
+
+@pytest.mark.quick
+def test_a_worker_grades_a_run_of_submissions_in_one_session_as_each_would_be_graded_alone(tmp_path, tiny_pipeline_dir):
+    """One pytest session serves a run of one assignment's submissions (grading/session_of_submissions.py):
+    nothing of one submission reaches the next, another assignment gets a session of its own, and a
+    submission graded after others gets what it gets graded first, in a fresh worker."""
+    from autograder.grading.worker import GradingWorker
+    from tests.clip_submissions import CLIP_ASSIGNMENT, CLIP_CORRECT, build_clip
+
+    unseeded = build(MISTAKES["sweep_without_generator"][0], tmp_path / "a" / f"{ASSIGNMENT}.ipynb")
+    correct = build(variant_with(), tmp_path / "b" / f"{ASSIGNMENT}.ipynb")
+    clip = build_clip(CLIP_CORRECT["reference_like"], tmp_path / "c" / f"{CLIP_ASSIGNMENT}.ipynb")
+    options = ["--sd-model", str(tiny_pipeline_dir), "--sd-device", "cpu"]
+    log = tmp_path / "worker.log"
+    worker = GradingWorker(log, threads=1)
+    try:
+        outcomes = [worker.grade(notebook, assignment, options, 300) for notebook, assignment in
+                    ((unseeded, ASSIGNMENT), (correct, ASSIGNMENT), (clip, CLIP_ASSIGNMENT), (correct, ASSIGNMENT))]
+    finally:
+        worker.close()
+    fresh = GradingWorker(None, threads=1)
+    try:
+        alone = fresh.grade(correct, ASSIGNMENT, options, 300)
+    finally:
+        fresh.close()
+    assert not any(o["grader_failed"] for o in outcomes + [alone])
+    notes = [" ".join(c["message"] for c in o["checks"]) for o in outcomes]
+    assert "named no generator" in notes[0] and "named no generator" not in notes[1] + notes[3]
+    assert sum(c["score"] for c in outcomes[0]["checks"]) < sum(FULL.values())
+    assert checks_without_timings(outcomes[1]) == checks_without_timings(outcomes[3]) == checks_without_timings(alone)
+    assert sum(c["score"] for c in alone["checks"]) == sum(FULL.values())
+    assert outcomes[2]["assignment"] == CLIP_ASSIGNMENT and all(c["outcome"] == "passed" for c in outcomes[2]["checks"])
+    # one session for the first two, one for Lesson 2, one for the last: three summaries for four submissions
+    text = log.read_text()
+    assert text.count("== ") == 4 and len(re.findall(r"^\d+ passed.* in [\d.]+s", text, re.M)) == 3, text[-3000:]
+
+
+@pytest.mark.quick
+def test_the_grade_command_itself_imports_neither_torch_nor_pytest():
+    """They cost the command ~1.3 s before its first worker could start; the workers' template imports them."""
+    probe = subprocess.run([sys.executable, "-c", "import sys, autograder.cli.grade, autograder.cli.merge; "
+                            "print(sorted({'torch', 'pytest', 'diffusers'} & set(sys.modules)))"],
+                           capture_output=True, text=True, cwd=str(ROOT))
+    assert probe.stdout.strip() == "[]", probe.stdout + probe.stderr[-2000:]

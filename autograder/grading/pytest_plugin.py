@@ -52,7 +52,7 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     config.addinivalue_line("markers", "check(name, points, visible=False): a graded hidden check; name starts with "
                                        "'function: '; visible: the notebook's visible tests ask the same question")
-    config.stash[RESULTS] = {"checks": [], "started": time.time()}
+    start_results(config)
     config.pluginmanager.register(StudentFailureReports(), "autograder-student-failure-reports")
 
 
@@ -147,14 +147,24 @@ def pytest_runtest_makereport(item, call):
     results[:] = [r for r in results if r["name"] != name] + [entry]
 
 
-def pytest_sessionfinish(session):
-    config = session.config
+def start_results(config, assignment: str | None = None) -> None:
+    """A fresh record for the submission about to be graded (a worker's session grades one after another;
+    the assignment is the session's, set once its checks are collected)."""
+    config.stash[RESULTS] = {"checks": [], "started": time.time(), **({"assignment": assignment} if assignment else {})}
+
+
+def write_results(config) -> None:
+    """The submission's record to --results-json, once."""
     path = config.getoption("--results-json", None)
-    if not path or not config.getoption("--submission", None):
-        return
     data = config.stash[RESULTS]
+    if not path or not config.getoption("--submission", None) or "started" not in data:
+        return
     data["execution_time"] = round(time.time() - data.pop("started"), 3)
     Path(path).write_text(json.dumps(data, indent=2))
+
+
+def pytest_sessionfinish(session):
+    write_results(session.config)
 
 
 def pytest_terminal_summary(terminalreporter, config):

@@ -14,7 +14,8 @@ import multiprocessing.util
 import os
 import tempfile
 
-PRELOADED = ["torch", "autograder.grading.worker", "autograder.sandbox.student_process", "autograder.pipeline.sd_pipeline"]
+PRELOADED = ["torch", "pytest", "autograder.grading.worker", "autograder.grading.session_of_submissions",
+             "autograder.sandbox.student_process", "autograder.pipeline.sd_pipeline"]
 
 
 # A Unix socket's address holds 107 bytes. Ours lie two short names below the folder (the template's

@@ -20,8 +20,6 @@ import time
 import uuid
 from pathlib import Path
 
-import pytest
-
 from autograder import assignments
 from autograder.grading import template
 from autograder.sandbox import cpu_share
@@ -36,15 +34,43 @@ from autograder.sandbox.zygote_host import remove_leftovers
 SESSION_OPTIONS = ["-q", "-p", "no:cacheprovider", "-p", "no:unraisableexception", "-p", "no:logging", "--tb=native"]
 
 
-def grade(request: dict) -> dict:
+def session_arguments(request: dict) -> list[str]:
     assignment = assignments.get(request["assignment"])
     # One token per option (`--submission=PATH`): a separate PATH would also be collected as a test
     # path, with any conftest.py beside the notebook. No conftest is ever loaded: the plugin is named.
-    arguments = [str(assignment.checks_dir), *SESSION_OPTIONS, "--noconftest", "-p", "autograder.grading.pytest_plugin",
-                 f"--rootdir={assignment.checks_dir}", f"--assignment={assignment.name}",
-                 f"--submission={request['notebook']}", f"--results-json={request['results_json']}",
-                 *request.get("options", [])]
-    return {"returncode": int(pytest.main(arguments))}
+    return [str(assignment.checks_dir), *SESSION_OPTIONS, "--noconftest", "-p", "autograder.grading.pytest_plugin",
+            f"--rootdir={assignment.checks_dir}", f"--assignment={assignment.name}",
+            f"--submission={request['notebook']}", f"--results-json={request['results_json']}",
+            *request.get("options", [])]
+
+
+def grade(request: dict) -> dict:
+    """One submission in a pytest session of its own."""
+    import pytest
+
+    return {"returncode": int(pytest.main(session_arguments(request)))}
+
+
+def grade_all(receive, answer) -> None:
+    """Every request `receive` gives, each answered once, one session per run of requests that fit one
+    (session_of_submissions.py); a grader bug is reported for its submission and the worker goes on."""
+    import pytest
+
+    from autograder.grading.session_of_submissions import SessionOfSubmissions   # torch: the worker's, not the host's
+
+    request = receive()
+    while request is not None:
+        session = SessionOfSubmissions(request, receive, answer)
+        try:
+            code = int(pytest.main(session_arguments(request), plugins=[session]))
+            reply = {"returncode": code}
+        except BaseException as error:  # a grader bug: report it and keep serving
+            reply = {"returncode": -1, "error": f"{type(error).__name__}: {error}"}
+        if session.answered:
+            request = session.request
+        else:   # the session ended before its loop (a usage or collection error): this request's answer
+            answer(reply)
+            request = receive()
 
 
 # Set when this worker is to hold Exercise 4's pipeline itself (a run with one worker: no pipeline server).
@@ -67,17 +93,18 @@ def serve(requests, replies, environment: dict[str, str]) -> None:
     template.become(environment, environment.get("AUTOGRADER_WORKER_LOG"))
     if PRELOAD_PIPELINE in environment:
         threading.Thread(target=preload_pipeline, args=json.loads(environment[PRELOAD_PIPELINE]), daemon=True).start()
-    while True:
+
+    def receive():
         try:
-            request = json.loads(requests.recv_bytes())
+            return json.loads(requests.recv_bytes())
         except EOFError:
-            break
-        try:
-            reply = grade(request)
-        except BaseException as error:  # a grader bug: report it and keep serving
-            reply = {"returncode": -1, "error": f"{type(error).__name__}: {error}"}
+            return None
+
+    def answer(reply):
         sys.stdout.flush()
         replies.send_bytes(json.dumps(reply).encode())
+
+    grade_all(receive, answer)
     # The sandboxes close in atexit handlers; after them nothing is left to do, and tearing down the
     # interpreter with torch loaded would take a second more of the grade command's time.
     atexit._run_exitfuncs()
