@@ -495,6 +495,19 @@ def test_a_worker_grades_a_run_of_submissions_in_one_session_as_each_would_be_gr
     try:
         outcomes = [worker.grade(notebook, assignment, options, 300) for notebook, assignment in
                     ((unseeded, ASSIGNMENT), (correct, ASSIGNMENT), (clip, CLIP_ASSIGNMENT), (correct, ASSIGNMENT))]
+        # A grader error outside the checks, in the middle of a submission, costs that submission only: its
+        # sandboxed processes end before the answer, and the next submission gets a session of its own.
+        buggy = shutil.copy(correct, (tmp_path / "grader_bug").mkdir() or tmp_path / "grader_bug" / correct.name)
+        worker.requests.send_bytes(json.dumps({"notebook": str(buggy), "assignment": ASSIGNMENT,
+                                               "options": [*options, "-p", "tests.grader_bug_plugin"],
+                                               "results_json": str(tmp_path / "grader_bug" / "results.json")}).encode())
+        reply = worker._read_reply(300)
+        assert reply["returncode"] == -1 and "mid-submission" in reply["error"], reply
+        deadline = time.monotonic() + 5   # the zygotes alone: the notebook's processes end as their pipes close
+        while sandboxed_children_below(worker.process.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert sandboxed_children_below(worker.process.pid) == 0
+        outcomes.append(worker.grade(correct, ASSIGNMENT, options, 300))
     finally:
         worker.close()
     fresh = GradingWorker(None, threads=1)
@@ -506,12 +519,36 @@ def test_a_worker_grades_a_run_of_submissions_in_one_session_as_each_would_be_gr
     notes = [" ".join(c["message"] for c in o["checks"]) for o in outcomes]
     assert "named no generator" in notes[0] and "named no generator" not in notes[1] + notes[3]
     assert sum(c["score"] for c in outcomes[0]["checks"]) < sum(FULL.values())
-    assert checks_without_timings(outcomes[1]) == checks_without_timings(outcomes[3]) == checks_without_timings(alone)
+    assert checks_without_timings(outcomes[1]) == checks_without_timings(outcomes[3]) == checks_without_timings(alone) \
+        == checks_without_timings(outcomes[4])
     assert sum(c["score"] for c in alone["checks"]) == sum(FULL.values())
     assert outcomes[2]["assignment"] == CLIP_ASSIGNMENT and all(c["outcome"] == "passed" for c in outcomes[2]["checks"])
-    # one session for the first two, one for Lesson 2, one for the last: three summaries for four submissions
+    # sessions: the first two, Lesson 2, the fourth, the failing one, the last: five summaries for six
     text = log.read_text()
-    assert text.count("== ") == 4 and len(re.findall(r"^\d+ passed.* in [\d.]+s", text, re.M)) == 3, text[-3000:]
+    assert len(re.findall(r"^== /", text, re.M)) == 6 and len(re.findall(r"^\d+ passed.* in [\d.]+s", text, re.M)) == 5, text[-3000:]
+
+
+def sandboxed_children_below(root: int) -> int:
+    """How many processes under `root` are forks of a sandbox's zygote: a notebook's run or a function server."""
+    parents, commands = {}, {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                parents[int(entry)] = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+                commands[int(entry)] = Path(f"/proc/{entry}/cmdline").read_bytes()
+            except (OSError, IndexError, ValueError):
+                continue
+
+    def below(pid):
+        while pid > 1:
+            pid = parents.get(pid, 0)
+            if pid == root:
+                return True
+        return False
+    def sandboxed(pid):   # the zygote or a fork of it (bubblewrap's command line names zygote.py too)
+        command = commands.get(pid, b"")
+        return b"zygote.py" in command and not command.split(b"\0", 1)[0].endswith(b"bwrap")
+    return sum(1 for pid in commands if sandboxed(pid) and sandboxed(parents.get(pid, 0)) and below(pid))
 
 
 @pytest.mark.quick

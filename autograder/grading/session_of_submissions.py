@@ -39,11 +39,22 @@ class SessionOfSubmissions:
             try:
                 reply = self._grade(session, self.request)
             except BaseException as error:   # a grader bug: reported for this submission, a new session for the next
+                self._end_half_graded(session)
                 self._answer_and_receive({"returncode": -1, "error": f"{type(error).__name__}: {error}"})
                 return True
             self._answer_and_receive(reply)
             if self.request is None or session_key(self.request) != key:
                 return True
+
+    @staticmethod
+    def _end_half_graded(session) -> None:
+        """Before answering, as a session of its own would have: its fixtures (the sandboxed processes) end
+        now, and the session's end writes no results for it (its folder is gone by then)."""
+        session.config.stash[pytest_plugin.RESULTS].pop("started", None)
+        try:
+            session._setupstate.teardown_exact(None)   # what pytest's own session end does
+        except BaseException:
+            pass
 
     def _answer_and_receive(self, reply: dict) -> None:
         self.request = None   # where the answer cannot be sent, the grade command is gone: nothing more to grade
@@ -59,12 +70,16 @@ class SessionOfSubmissions:
         if reporter is not None:   # the worker's log: one heading per submission, its failures only
             reporter.stats.clear()
             reporter.write_line(f"== {request['notebook']}")
-        failed_before = session.testsfailed
+        session.testsfailed, session.shouldfail, session.shouldstop = 0, False, False   # --maxfail counts per submission
         for index, item in enumerate(session.items):
-            item.user_properties = []   # a check's notes are this submission's
+            item.user_properties = []   # a check's notes, and the output captured around it, are this submission's
+            item._report_sections = []
             following = session.items[index + 1] if index + 1 < len(session.items) else None
             item.config.hook.pytest_runtest_protocol(item=item, nextitem=following)
             if session.shouldfail or session.shouldstop:
                 raise session.Interrupted(str(session.shouldfail or session.shouldstop))
         pytest_plugin.write_results(config)
-        return {"returncode": int(session.testsfailed > failed_before)}
+        if reporter is not None:
+            reporter.summary_errors()
+            reporter.summary_failures()
+        return {"returncode": int(session.testsfailed > 0)}
