@@ -14,6 +14,7 @@ import pytest
 
 from autograder.assignments import ASSIGNMENTS
 from autograder.intake.discover import discover
+from tests.sandbox_processes import process_table, zygote_forks
 from tests.submissions import (ASSIGNMENT, CORRECT, HIDDEN_CHECK, HOSTILE, MISTAKES, ROOT, build, sweep_at_size,
                                variant_with, write_corpus)
 
@@ -504,9 +505,9 @@ def test_a_worker_grades_a_run_of_submissions_in_one_session_as_each_would_be_gr
         reply = worker._read_reply(300)
         assert reply["returncode"] == -1 and "mid-submission" in reply["error"], reply
         deadline = time.monotonic() + 5   # the zygotes alone: the notebook's processes end as their pipes close
-        while sandboxed_children_below(worker.process.pid) and time.monotonic() < deadline:
+        while zygote_forks(process_table(), under=worker.process.pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert sandboxed_children_below(worker.process.pid) == 0
+        assert zygote_forks(process_table(), under=worker.process.pid) == []
         outcomes.append(worker.grade(correct, ASSIGNMENT, options, 300))
     finally:
         worker.close()
@@ -526,29 +527,6 @@ def test_a_worker_grades_a_run_of_submissions_in_one_session_as_each_would_be_gr
     # sessions: the first two, Lesson 2, the fourth, the failing one, the last: five summaries for six
     text = log.read_text()
     assert len(re.findall(r"^== /", text, re.M)) == 6 and len(re.findall(r"^\d+ passed.* in [\d.]+s", text, re.M)) == 5, text[-3000:]
-
-
-def sandboxed_children_below(root: int) -> int:
-    """How many processes under `root` are forks of a sandbox's zygote: a notebook's run or a function server."""
-    parents, commands = {}, {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                parents[int(entry)] = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
-                commands[int(entry)] = Path(f"/proc/{entry}/cmdline").read_bytes()
-            except (OSError, IndexError, ValueError):
-                continue
-
-    def below(pid):
-        while pid > 1:
-            pid = parents.get(pid, 0)
-            if pid == root:
-                return True
-        return False
-    def sandboxed(pid):   # the zygote or a fork of it (bubblewrap's command line names zygote.py too)
-        command = commands.get(pid, b"")
-        return b"zygote.py" in command and not command.split(b"\0", 1)[0].endswith(b"bwrap")
-    return sum(1 for pid in commands if sandboxed(pid) and sandboxed(parents.get(pid, 0)) and below(pid))
 
 
 @pytest.mark.quick

@@ -17,6 +17,7 @@ from autograder.sandbox.bwrap import bwrap_path
 from autograder.sandbox.limits import Limits
 from autograder.sandbox.student_process import NotebookProcess, StudentError
 from autograder.sandbox.zygote_host import Sandbox
+from tests.sandbox_processes import process_table, zygotes
 
 needs_bwrap = pytest.mark.skipif(bwrap_path() is None, reason="bubblewrap cannot create namespaces on this machine")
 
@@ -212,20 +213,9 @@ def huge_pages_unsupported() -> str | None:
 
 def zygote_huge_mib(sandbox) -> float:
     """The host's view of the sandbox's zygote: its anonymous memory in huge pages, in MiB."""
-    def parent_and_command(pid):
-        with open(f"/proc/{pid}/stat") as stat, open(f"/proc/{pid}/cmdline", "rb") as command:
-            return int(stat.read().rsplit(")", 1)[1].split()[1]), command.read()
-    processes = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                processes[int(entry)] = parent_and_command(entry)
-    def is_zygote(pid):   # bubblewrap's own command line names zygote.py too
-        command = processes.get(pid, (0, b""))[1]
-        return b"zygote.py" in command and not command.split(b"\0", 1)[0].endswith(b"bwrap")
-    zygotes = [pid for pid, (parent, _) in processes.items() if is_zygote(pid) and not is_zygote(parent)]
-    assert len(zygotes) == 1, zygotes
-    with open(f"/proc/{zygotes[0]}/smaps_rollup") as rollup:
+    found = zygotes(process_table(), under=sandbox.process.pid)
+    assert len(found) == 1, found
+    with open(f"/proc/{found[0]}/smaps_rollup") as rollup:
         return int(rollup.read().split("AnonHugePages:")[1].split()[0]) / 1024
 
 
@@ -243,8 +233,9 @@ def test_the_private_memory_to_collapse_is_the_heap_and_anonymous_mappings():
 
 def test_once_it_serves_a_class_the_zygote_holds_its_memory_in_huge_pages(sandbox):
     """Forks of a zygote in 4-KiB pages cost 3-4 times the kernel time (benchmarks/fork_cost.py)."""
-    if huge_pages_unsupported():
-        pytest.skip(huge_pages_unsupported())
+    reason = huge_pages_unsupported()
+    if reason:
+        pytest.skip(reason)
     assert run(sandbox, "def f():\n    return 1\n", "f") == 1
     before = zygote_huge_mib(sandbox)   # one submission: no collapse (a Gradescope container grades one)
     assert run(sandbox, "def f():\n    return 2\n", "f") == 2

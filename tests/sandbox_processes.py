@@ -1,0 +1,41 @@
+"""The host's view of the sandboxes' processes, read from /proc: the zygotes and their forks."""
+import contextlib
+import os
+
+
+def process_table() -> dict[int, tuple[int, bytes]]:
+    """pid -> (parent pid, command line) of every process now."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError), \
+                    open(f"/proc/{entry}/stat") as stat, open(f"/proc/{entry}/cmdline", "rb") as command:
+                table[int(entry)] = int(stat.read().rsplit(")", 1)[1].split()[1]), command.read()
+    return table
+
+
+def _sandboxed(table, pid) -> bool:
+    """A zygote or a fork of it (bubblewrap's own command line names zygote.py too)."""
+    command = table.get(pid, (0, b""))[1]
+    return b"zygote.py" in command and not command.split(b"\0", 1)[0].endswith(b"bwrap")
+
+
+def _under(table, pid, root) -> bool:
+    """Whether `pid` is `root` or one of its descendants."""
+    while pid > 1:
+        if pid == root:
+            return True
+        pid = table.get(pid, (0, b""))[0]
+    return False
+
+
+def zygotes(table, under: int) -> list[int]:
+    """The zygotes of the sandboxes started by process `under` (or that are it)."""
+    return [pid for pid, (parent, _) in table.items()
+            if _sandboxed(table, pid) and not _sandboxed(table, parent) and _under(table, pid, under)]
+
+
+def zygote_forks(table, under: int) -> list[int]:
+    """The notebooks' runs and function servers of the sandboxes started by process `under`."""
+    return [pid for pid, (parent, _) in table.items()
+            if _sandboxed(table, pid) and _sandboxed(table, parent) and _under(table, pid, under)]
