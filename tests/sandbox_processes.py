@@ -1,4 +1,5 @@
-"""The host's view of the sandboxes' processes, read from /proc: the zygotes and their forks."""
+"""The host's view of the grader's processes, read from /proc: the sandboxes' zygotes and their forks, any
+process's children (the pipeline server's lanes)."""
 import contextlib
 import os
 
@@ -39,3 +40,8 @@ def zygote_forks(table, under: int) -> list[int]:
     """The notebooks' runs and function servers of the sandboxes started by process `under`."""
     return [pid for pid, (parent, _) in table.items()
             if _sandboxed(table, pid) and _sandboxed(table, parent) and _under(table, pid, under)]
+
+
+def children(table, pid: int) -> list[int]:
+    """The processes whose parent is `pid`."""
+    return sorted(child for child, (parent, _) in table.items() if parent == pid)

@@ -1,5 +1,6 @@
 """The grading run's one pipeline, served to its workers (autograder/pipeline/server.py), on the tiny real pipeline."""
 import json
+import os
 import subprocess
 import sys
 from multiprocessing import AuthenticationError
@@ -10,6 +11,7 @@ import pytest
 
 from autograder.pipeline import server as pipeline_server
 from autograder.pipeline import lanes as pipeline_lanes, sd_pipeline, served as served_end
+from tests.sandbox_processes import children, process_table
 from tests.submissions import ASSIGNMENT, ROOT, build, variant_with
 
 PROMPT = "a red apple"
@@ -187,3 +189,93 @@ def test_an_image_two_workers_ask_for_at_once_is_made_once(tiny_pipeline_dir, mo
     for thread in threads:
         thread.join(60)
     assert runs == ["made once"] and len(answers) == 2 and answers[0] is answers[1]
+
+
+@pytest.fixture
+def server_with_lanes(tmp_path, tiny_pipeline_dir):
+    """A server for two workers, as the grade command starts it: its lanes are processes."""
+    folder = tmp_path / "private"
+    folder.mkdir(mode=0o700)
+    running = pipeline_server.Server(folder, sd_pipeline.PipelineSpec(str(tiny_pipeline_dir), "cpu"), False,
+                                     {pipeline_lanes.LANES: "2", "OMP_NUM_THREADS": "2"})
+    yield running
+    running.close()
+
+
+def connect_as_a_worker(server):
+    connection = served_end._connect(server.environment[pipeline_server.ADDRESS],
+                                     bytes.fromhex(server.environment[pipeline_server.KEY]))
+    connection.send(("load", server.spec))
+    assert connection.recv()[0] == "ok"   # the pipeline is loaded: its lanes are forked
+    return connection
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_on_a_cpu_the_servers_lanes_are_processes_that_each_run_a_call_of_their_own(server_with_lanes, local_pipe):
+    import threading
+
+    workers = [connect_as_a_worker(server_with_lanes) for _ in range(2)]
+    lanes = children(process_table(), server_with_lanes.process.pid)
+    assert len(lanes) == 2, "one lane process per worker"
+    before = {pid: cpu_seconds(pid) for pid in lanes}
+    calls = [(PROMPT, 4.0, 20, sd_pipeline.fresh_generator_state(seed), sd_pipeline.ImageOptions(height=480, width=480))
+             for seed in (11, 12)]
+    answers = [None, None]
+
+    def ask(index):   # two workers' large calls at once: neither is remembered yet
+        workers[index].send(("generate", server_with_lanes.spec, *calls[index]))
+        answers[index] = workers[index].recv()
+
+    threads = [threading.Thread(target=ask, args=(index,)) for index in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    for (kind, made), call in zip(answers, calls):
+        assert kind == "ok", made
+        here = made_here(local_pipe, call)
+        np.testing.assert_array_equal(made.image, here.image)
+        np.testing.assert_array_equal(made.final_state, here.final_state)
+    # Each lane process made one of the two images (a 480x480 call at 20 steps is ~0.5 s of CPU).
+    assert all(cpu_seconds(pid) - before[pid] > 0.2 for pid in lanes), {pid: cpu_seconds(pid) - before[pid] for pid in lanes}
+
+
+def test_lane_processes_that_were_killed_cost_no_later_call(server_with_lanes, local_pipe):
+    import signal
+
+    import time
+
+    worker = connect_as_a_worker(server_with_lanes)
+    lanes = children(process_table(), server_with_lanes.process.pid)
+    assert len(lanes) == 2
+    for lane in lanes:
+        os.kill(lane, signal.SIGKILL)   # as the kernel's out-of-memory killer would, between two calls
+    deadline = time.monotonic() + 30
+    while not all(process_state(lane) == "Z" for lane in lanes) and time.monotonic() < deadline:
+        time.sleep(0.01)   # ended, not yet reaped: a lane that ends as a call reaches it costs that call
+    for seed in (21, 22, 23):   # calls not made before: they must run somewhere
+        call = (PROMPT, 2.0, 3, sd_pipeline.fresh_generator_state(seed))
+        worker.send(("generate", server_with_lanes.spec, *call))
+        kind, made = worker.recv()
+        assert kind == "ok", made
+        np.testing.assert_array_equal(made.image, made_here(local_pipe, call).image)
+
+
+def process_state(pid: int) -> str:
+    return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+
+
+def made_here(pipe, call):
+    """The image made in this process on one thread, as a lane makes it (outside a grade command's share)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return sd_pipeline.make_image(pipe, *call)
+    finally:
+        torch.set_num_threads(threads)

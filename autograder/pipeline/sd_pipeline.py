@@ -20,7 +20,7 @@ from typing import NamedTuple
 import numpy as np
 
 from autograder.pipeline import served
-from autograder.pipeline.lanes import lanes_of
+from autograder.pipeline.lanes import LaneProcess, lanes_of
 from autograder.pipeline.spec import DEFAULT_MODEL, PipelineSpec, PipelineUnavailable, without_paths  # noqa: F401 (the checks' names)
 from autograder.sandbox import cpu_share
 
@@ -154,17 +154,24 @@ def generate(pipe, prompt: str, guidance_scale: float, num_inference_steps: int,
 
 def _run_pipeline(pipe, prompt, guidance_scale, num_inference_steps, state,
                   options: ImageOptions = ImageOptions()) -> Generation:
+    with lanes_of(pipe).lane() as lane:
+        if isinstance(lane, LaneProcess):
+            return lane.run(prompt, guidance_scale, num_inference_steps, state, options)
+        return make_image(lane, prompt, guidance_scale, num_inference_steps, state, options)
+
+
+def make_image(pipe, prompt, guidance_scale, num_inference_steps, state,
+               options: ImageOptions = ImageOptions()) -> Generation:
+    """One call of the pipeline object itself, in this process (a lane's)."""
     import torch
 
     generator = torch.Generator(device="cpu")
     generator.set_state(torch.from_numpy(state.copy()))
-    with lanes_of(pipe).lane() as lane:
-        started = time.perf_counter()
-        cpu_share.apply()
-        result = lane(prompt, guidance_scale=guidance_scale, num_inference_steps=num_inference_steps,
-                      generator=generator, output_type="np", negative_prompt=options.negative_prompt or None,
-                      eta=options.eta, height=options.height, width=options.width,
-                      callback_on_step_end=_take_cpu_share)
+    started = time.perf_counter()
+    cpu_share.apply()
+    result = pipe(prompt, guidance_scale=guidance_scale, num_inference_steps=num_inference_steps,
+                  generator=generator, output_type="np", negative_prompt=options.negative_prompt or None,
+                  eta=options.eta, height=options.height, width=options.width, callback_on_step_end=_take_cpu_share)
     image = np.nan_to_num(np.asarray(result.images[0], dtype=np.float32), nan=0.0)
     final_state = generator.get_state().numpy().copy()
     return Generation((np.clip(image, 0.0, 1.0) * 255).round().astype(np.uint8), final_state,

@@ -3,10 +3,10 @@
 Loaded in every grading worker, Exercise 4's pipeline cost each of them diffusers' import (3.4 s of
 CPU), the load and the reference images, and on a GPU each held its own copy of the model. The grade
 command starts this process beside its workers instead: it loads the pipeline while they start, and
-their checks send it the calls they need (sd_pipeline.load and generate hand them over). Pipeline calls
-run one at a time (a pipeline's scheduler keeps per-call state) with the CPU share the worker would have
-had (cpu_share.py); what was made once is remembered for every worker (sd_pipeline.generate), and such
-answers do not wait for the call that is running.
+their checks send it the calls they need (sd_pipeline.load and generate hand them over). Calls run in
+lanes (lanes.py): on a CPU, one process per worker, forked from this one once the pipeline is loaded,
+each with the CPU share the worker would have had (cpu_share.py); on a GPU, one at a time. What was made
+once is remembered for every worker (sd_pipeline.generate), and such answers wait for no running call.
 
 Only grader processes can reach it: the socket lies in a folder only the grader's user can open, and
 a connection must prove it holds the key in the workers' environment, which sandboxes never inherit.
@@ -21,7 +21,7 @@ from multiprocessing import AuthenticationError
 from multiprocessing.connection import Listener
 from pathlib import Path
 
-from autograder.pipeline import sd_pipeline
+from autograder.pipeline import lanes, sd_pipeline
 from autograder.pipeline.served import ADDRESS, KEY
 
 
@@ -34,6 +34,7 @@ class Server:
         is the multiprocessing context that starts it (the grading template's)."""
         from autograder.grading import template
 
+        self.spec = spec
         self.environment = {ADDRESS: str(folder / "pipeline.sock"), KEY: secrets.token_hex(32)}
         context = context or template.context()
         stop, self._stop = context.Pipe(duplex=False)
@@ -65,6 +66,15 @@ def _answer(request):
         return "error", f"{type(error).__name__}: {error}"
 
 
+def _load_for_lanes(spec, require_gpu: bool):
+    """The pipeline, loaded with torch on one thread: a fork (a LaneProcess) of a process whose OpenMP pool has
+    run would hang; each lane takes its own share of the CPUs at its first call (cpu_share.py)."""
+    import torch
+
+    torch.set_num_threads(1)
+    return sd_pipeline.load_for_grading(spec, require_gpu)
+
+
 def serve(model: str, device: str, require_gpu: bool, stop, environment: dict[str, str], log: str | None):
     from autograder.grading import template
 
@@ -89,11 +99,14 @@ def serve(model: str, device: str, require_gpu: bool, stop, environment: dict[st
                 continue
             threading.Thread(target=serve_connection, args=(connection,), daemon=True).start()
 
-    threading.Thread(target=accept, daemon=True).start()
     try:   # loaded while the workers start: what their checks will ask for first
-        sd_pipeline.load_for_grading(sd_pipeline.PipelineSpec(model, device), require_gpu)
+        pipe, _ = _load_for_lanes(sd_pipeline.PipelineSpec(model, device), require_gpu)
     except RuntimeError:   # --require-gpu without a GPU: each worker's check reports it
-        pass
+        pipe = None
+    if pipe is not None and not lanes.on_gpu(pipe) and lanes.wanted() > 1:
+        lanes.fork_processes(pipe, sd_pipeline.make_image)   # before the first thread of ours
+    # Workers that connect before this wait in connect(): their first request needs the pipeline anyway.
+    threading.Thread(target=accept, daemon=True).start()
     try:
         stop.recv_bytes()   # nothing comes: it ends when the grade command closes the pipe
     except EOFError:
