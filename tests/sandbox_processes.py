@@ -4,14 +4,25 @@ import contextlib
 import os
 
 
+def stat_fields(pid: int) -> list[str]:
+    """/proc/PID/stat's fields after the command's name: state, parent pid, ... (proc(5) numbering minus 3)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()
+
+
+def cpu_seconds(pid: int) -> float:
+    """The process's user and system CPU time so far."""
+    fields = stat_fields(pid)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def process_table() -> dict[int, tuple[int, bytes]]:
     """pid -> (parent pid, command line) of every process now."""
     table = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError), \
-                    open(f"/proc/{entry}/stat") as stat, open(f"/proc/{entry}/cmdline", "rb") as command:
-                table[int(entry)] = int(stat.read().rsplit(")", 1)[1].split()[1]), command.read()
+            with contextlib.suppress(OSError, IndexError, ValueError), open(f"/proc/{entry}/cmdline", "rb") as command:
+                table[int(entry)] = int(stat_fields(int(entry))[1]), command.read()
     return table
 
 

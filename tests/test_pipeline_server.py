@@ -1,8 +1,11 @@
 """The grading run's one pipeline, served to its workers (autograder/pipeline/server.py), on the tiny real pipeline."""
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client
 
@@ -11,7 +14,7 @@ import pytest
 
 from autograder.pipeline import server as pipeline_server
 from autograder.pipeline import lanes as pipeline_lanes, sd_pipeline, served as served_end
-from tests.sandbox_processes import children, process_table
+from tests.sandbox_processes import children, cpu_seconds, process_table, stat_fields
 from tests.submissions import ASSIGNMENT, ROOT, build, variant_with
 
 PROMPT = "a red apple"
@@ -110,9 +113,6 @@ def test_a_worker_with_a_server_grades_exercise_4_without_loading_diffusers(serv
 
 @pytest.mark.quick
 def test_pipeline_calls_take_turns_so_a_greedy_worker_cannot_starve_a_classmate():
-    import threading
-    import time
-
     lanes, order = pipeline_lanes.Lanes("the pipeline", 1), []   # one lane, as on a GPU
 
     def wait_until_queued(count):
@@ -140,9 +140,6 @@ def test_pipeline_calls_take_turns_so_a_greedy_worker_cannot_starve_a_classmate(
 
 @pytest.mark.quick
 def test_on_a_cpu_each_worker_has_a_lane_so_a_large_call_holds_up_no_classmate(monkeypatch):
-    import threading
-    import time
-
     monkeypatch.setattr(pipeline_lanes, "_copy_for_a_lane", lambda pipe: pipe + " (copy)")
     lanes = pipeline_lanes.Lanes("the pipeline", 2)
     holders, leave = [], threading.Event()
@@ -169,9 +166,6 @@ def test_on_a_cpu_each_worker_has_a_lane_so_a_large_call_holds_up_no_classmate(m
 
 
 def test_an_image_two_workers_ask_for_at_once_is_made_once(tiny_pipeline_dir, monkeypatch):
-    import threading
-    import time
-
     pipe = sd_pipeline.load(sd_pipeline.PipelineSpec(str(tiny_pipeline_dir), "cpu"))
     runs, original = [], sd_pipeline._run_pipeline
 
@@ -210,14 +204,7 @@ def connect_as_a_worker(server):
     return connection
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def test_on_a_cpu_the_servers_lanes_are_processes_that_each_run_a_call_of_their_own(server_with_lanes, local_pipe):
-    import threading
-
     workers = [connect_as_a_worker(server_with_lanes) for _ in range(2)]
     lanes = children(process_table(), server_with_lanes.process.pid)
     assert len(lanes) == 2, "one lane process per worker"
@@ -245,17 +232,13 @@ def test_on_a_cpu_the_servers_lanes_are_processes_that_each_run_a_call_of_their_
 
 
 def test_lane_processes_that_were_killed_cost_no_later_call(server_with_lanes, local_pipe):
-    import signal
-
-    import time
-
     worker = connect_as_a_worker(server_with_lanes)
     lanes = children(process_table(), server_with_lanes.process.pid)
     assert len(lanes) == 2
     for lane in lanes:
         os.kill(lane, signal.SIGKILL)   # as the kernel's out-of-memory killer would, between two calls
     deadline = time.monotonic() + 30
-    while not all(process_state(lane) == "Z" for lane in lanes) and time.monotonic() < deadline:
+    while not all(stat_fields(lane)[0] == "Z" for lane in lanes) and time.monotonic() < deadline:
         time.sleep(0.01)   # ended, not yet reaped: a lane that ends as a call reaches it costs that call
     for seed in (21, 22, 23):   # calls not made before: they must run somewhere
         call = (PROMPT, 2.0, 3, sd_pipeline.fresh_generator_state(seed))
@@ -263,10 +246,6 @@ def test_lane_processes_that_were_killed_cost_no_later_call(server_with_lanes, l
         kind, made = worker.recv()
         assert kind == "ok", made
         np.testing.assert_array_equal(made.image, made_here(local_pipe, call).image)
-
-
-def process_state(pid: int) -> str:
-    return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
 
 
 def made_here(pipe, call):

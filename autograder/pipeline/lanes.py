@@ -41,16 +41,18 @@ class Lanes:
             self._queue.popleft()
             lane = self._free.pop()
             self._turns.notify_all()
-        if isinstance(lane, LaneProcess) and lane.ended():   # killed (out of memory?): the server runs it
-            lane = _copy_for_a_lane(self.pipe)
+        lane = self._usable(lane)
         try:
             yield lane
         finally:
-            if isinstance(lane, LaneProcess) and lane.ended():   # during this call, which failed
-                lane = _copy_for_a_lane(self.pipe)
+            lane = self._usable(lane)   # a lane that ended during this call failed it, and no other
             with self._turns:
                 self._free.append(lane)
                 self._turns.notify_all()
+
+    def _usable(self, lane):
+        """`lane`, or in place of a lane process that has ended (killed: out of memory?) one in this process."""
+        return _copy_for_a_lane(self.pipe) if isinstance(lane, LaneProcess) and lane.ended() else lane
 
 
 class LaneProcess:
