@@ -4,9 +4,9 @@ Builds the class benchmark's class (benchmarks/grade_class.py: correct answers, 
 notebooks) and grades it with `python -m autograder grade` (sandbox on, default workers, Exercise 4 on the
 tiny CPU pipeline) while sampling /proc every 20 ms. Prints the machine's busy CPU-seconds and how much
 of it each long-lived grader process took: the grade command, the template every grading process is
-forked from, the pipeline server, the workers (pytest and the checks). The sandboxes' processes are
-short-lived (one notebook run and a few function servers per submission), so their share is what is
-left of the machine's busy time; run it on an otherwise idle machine.
+forked from, the pipeline server (with its lanes), the workers (pytest and the checks). The sandboxes'
+processes are short-lived (one notebook run and a few function servers per submission), so their share
+is what is left of the machine's busy time; run it on an otherwise idle machine.
 
     python benchmarks/grading_cpu.py            # 40 submissions
     python benchmarks/grading_cpu.py --size 200
@@ -74,8 +74,9 @@ def grade_sampled(command: list[str]) -> tuple[float, float, dict[str, float]]:
             continue
         roles["template (forkserver)"] = seen[child][1]
         # The server is started before the first worker (grade.py); with one worker there is none.
-        if len(forked) > 1:
-            roles["pipeline server"] = seen[forked.pop(0)][1]
+        if len(forked) > 1:   # with its lanes, forked from it once it has loaded (pipeline/lanes.py)
+            server = forked.pop(0)
+            roles["pipeline server"] = seen[server][1] + sum(entry[1] for entry in seen.values() if entry[0] == server)
         roles["workers"] = sum(seen[pid][1] for pid in forked)
     roles["sandboxes (the rest of the machine's busy time)"] = busy - sum(roles.values())
     return wall, busy, roles

@@ -8,12 +8,14 @@ import threading
 import time
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from autograder.pipeline import server as pipeline_server
 from autograder.pipeline import lanes as pipeline_lanes, sd_pipeline, served as served_end
+from autograder.sandbox import start_slots
 from tests.sandbox_processes import children, cpu_seconds, process_table, stat_fields
 from tests.submissions import ASSIGNMENT, ROOT, build, variant_with
 
@@ -186,12 +188,15 @@ def test_an_image_two_workers_ask_for_at_once_is_made_once(tiny_pipeline_dir, mo
 
 
 @pytest.fixture
-def server_with_lanes(tmp_path, tiny_pipeline_dir):
-    """A server for two workers, as the grade command starts it: its lanes are processes."""
+def server_with_lanes(tmp_path, tiny_pipeline_dir, request):
+    """A server for two workers, as the grade command starts it: its lanes are processes, the run's sandboxes
+    leave it a CPU while it loads. Parametrised indirectly with the reference calls it is to make once loaded."""
     folder = tmp_path / "private"
     folder.mkdir(mode=0o700)
+    slots = start_slots.prepare(folder / "start-slots", 2, pipeline_loading=True)
     running = pipeline_server.Server(folder, sd_pipeline.PipelineSpec(str(tiny_pipeline_dir), "cpu"), False,
-                                     {pipeline_lanes.LANES: "2", "OMP_NUM_THREADS": "2"})
+                                     {pipeline_lanes.LANES: "2", "OMP_NUM_THREADS": "2", **slots},
+                                     reference_calls=getattr(request, "param", ()))
     yield running
     running.close()
 
@@ -258,3 +263,32 @@ def made_here(pipe, call):
         return sd_pipeline.make_image(pipe, *call)
     finally:
         torch.set_num_threads(threads)
+
+
+REFERENCE_CALLS = ((PROMPT, 3.0, 40, 31), (PROMPT, 5.0, 40, 32))   # ~0.3 s of CPU each
+
+
+@pytest.mark.parametrize("server_with_lanes", [REFERENCE_CALLS], indirect=True)
+def test_the_server_makes_the_reference_images_side_by_side_before_any_worker_asks(server_with_lanes, local_pipe):
+    worker = connect_as_a_worker(server_with_lanes)   # it has asked for nothing but the pipeline
+    lanes = children(process_table(), server_with_lanes.process.pid)
+    assert len(lanes) == 2
+    slots = Path(server_with_lanes.environment[pipeline_server.ADDRESS]).parent / "start-slots"
+    assert sorted(path.name for path in slots.iterdir()) == ["slot-0", "slot-1"]   # loaded: both CPUs are the sandboxes'
+
+    def idle_after_work():
+        return all(stat_fields(pid)[0] == "S" and cpu_seconds(pid) > 0.1 for pid in lanes)
+    deadline = time.monotonic() + 120
+    while not (idle_after_work() and (time.sleep(0.1) or idle_after_work())) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # Each lane made one of the two images (in one process they would run one after the other).
+    assert idle_after_work(), {pid: (stat_fields(pid)[0], cpu_seconds(pid)) for pid in lanes}
+    before = {pid: cpu_seconds(pid) for pid in lanes}
+    for prompt, scale, steps, seed in REFERENCE_CALLS:
+        call = (prompt, scale, steps, sd_pipeline.fresh_generator_state(seed))
+        worker.send(("generate", server_with_lanes.spec, *call))
+        kind, made = worker.recv()
+        assert kind == "ok", made
+        np.testing.assert_array_equal(made.image, made_here(local_pipe, call).image)
+    # Answered from memory: no lane ran them again.
+    assert all(cpu_seconds(pid) - before[pid] < 0.05 for pid in lanes), {pid: cpu_seconds(pid) - before[pid] for pid in lanes}

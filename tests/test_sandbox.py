@@ -6,6 +6,7 @@ that cannot see anything would fail the test rather than pass it.
 """
 import contextlib
 import os
+import threading
 import time
 
 import pytest
@@ -542,3 +543,26 @@ def test_the_wire_carries_arrays_exactly_and_refuses_what_it_cannot_trust():
             wire.unpack(bytearray(payload))
     with pytest.raises(wire.WireError, match="unreadable"):   # nested past Python's recursion limit
         wire.unpack(bytearray(struct.pack(">I", 100_000) + b"[" * 50_000 + b"]" * 50_000))
+
+
+def test_a_sandbox_waits_for_a_start_slot_before_it_starts(tmp_path, monkeypatch):
+    from autograder.sandbox import start_slots
+
+    for name, value in start_slots.prepare(tmp_path / "start-slots", 1, pipeline_loading=False).items():
+        monkeypatch.setenv(name, value)
+    box, started = Sandbox("auto", Limits(call_seconds=10)), threading.Event()
+
+    def first_call():
+        assert run(box, "def f(n):\n    return n + 1\n", "f", 1) == 2
+        started.set()
+    taken = start_slots.slot()
+    taken.__enter__()   # another worker's sandbox is starting on the only CPU
+    caller = threading.Thread(target=first_call, daemon=True)
+    try:
+        caller.start()
+        assert not started.wait(3) and box.process is None   # not even its bubblewrap has started
+        taken.__exit__(None, None, None)
+        assert started.wait(60)
+    finally:
+        caller.join(60)
+        box.close()

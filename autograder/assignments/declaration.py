@@ -39,6 +39,9 @@ class Assignment:
     # Whether its checks run Exercise 4's text-to-image pipeline: the grade command then loads one for all
     # its workers (pipeline/server.py).
     uses_pipeline: bool = False
+    # The pipeline calls its checks make for the trusted images whatever the student wrote, as (prompt, guidance
+    # scale, steps, seed): the pipeline server makes them as soon as it has loaded, in all its lanes at once.
+    reference_calls: tuple[tuple[str, float, int, int], ...] = ()
     # Whether its checks also run functions on PyTorch's meta device (a GPU's stand-in): the sandbox then
     # loads those kernels once (a second) instead of in every function's process.
     device_checks: bool = False

@@ -20,7 +20,7 @@ from autograder.intake.submission import SubmissionError, read_notebook_bytes
 from autograder.pipeline import lanes, server as pipeline_server
 from autograder.pipeline.spec import PipelineSpec, device_argument
 from autograder.reports import class_report, grader_errors, regrade_diff, report, shards
-from autograder.sandbox import cpu_share, private_files
+from autograder.sandbox import cpu_share, private_files, start_slots
 from autograder.sandbox.limits import Limits
 from autograder.sandbox.modes import NO_SANDBOX_WARNING, NoConfinement, sandbox_mode
 
@@ -150,18 +150,23 @@ def run(args) -> int:
     run_dir = tempfile.TemporaryDirectory(prefix="autograder-run-", dir=template.socket_folder())
     share_file = Path(run_dir.name) / "threads"
     cpu_share.write(share_file, slots)
-    server, preload = None, None
+    server, preload, shared = None, None, {}
     # With one worker there is nothing to share, and a second process with torch would cost ~170 MiB where
     # memory is tightest (Gradescope grades one submission per container): the worker loads it as it starts.
     if any(assignments.get(s.assignment).uses_pipeline for s in pending):
         preload = (pipeline.model, pipeline.device, args.require_gpu)
+    if slots > 1:   # sandboxes that start at once share the CPUs with the pipeline server's load
+        shared = start_slots.prepare(Path(run_dir.name) / "start-slots", cpu_share.available(), bool(preload))
     if slots > 1 and preload:
         server = pipeline_server.Server(Path(run_dir.name), pipeline, args.require_gpu,
-                                        {**compute_environment(threads, share_file), lanes.LANES: str(slots),
+                                        {**compute_environment(threads, share_file), **shared, lanes.LANES: str(slots),
                                          "TMPDIR": run_dir.name},   # what torch leaves there goes with the run
-                                        out_dir / ".pipeline-server.log" if args.keep_logs else None)
+                                        out_dir / ".pipeline-server.log" if args.keep_logs else None,
+                                        reference_calls=[call for name in sorted({s.assignment for s in pending})
+                                                         for call in assignments.get(name).reference_calls])
+        shared = {**shared, **server.environment}
     every_worker = [GradingWorker(out_dir / f".worker-{index}.log" if args.keep_logs else None, threads, share_file,
-                                  server.environment if server else None, None if server else preload)
+                                  shared, None if server else preload)
                     for index in range(slots)]
     for worker in every_worker:
         workers.put(worker)

@@ -128,11 +128,13 @@ class GradingWorker:
     """The grade command's handle on one worker process; restarts it after a crash or a timeout."""
 
     def __init__(self, log_path: Path | None = None, threads: int = 1, cpu_share_file: Path | None = None,
-                 pipeline_server: dict[str, str] | None = None, preload: tuple[str, str, bool] | None = None):
+                 run_environment: dict[str, str] | None = None, preload: tuple[str, str, bool] | None = None):
         self.log_path = log_path
         self.threads = threads   # the CPU share of this worker: oversubscribed OpenMP pools spin for minutes
         self.cpu_share_file = cpu_share_file   # where the grade command raises that share at the end (cpu_share.py)
-        self.pipeline_server = pipeline_server or {}   # how to reach the run's pipeline (pipeline/server.py)
+        # what the run shares with all its workers: how to reach its pipeline (pipeline/server.py), its start
+        # slots (sandbox/start_slots.py)
+        self.run_environment = run_environment or {}
         self.preload = preload   # or the pipeline it loads itself as it starts: (model, device, require_gpu)
         self.process = None
 
@@ -144,7 +146,7 @@ class GradingWorker:
         # Plugins installed beside the grader (pytest-randomly reorders and reseeds, others rewrite reports) never
         # join a grading session: the one it needs is named in its arguments.
         environment = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", **compute_environment(self.threads, self.cpu_share_file),
-                       **self.pipeline_server, "TMPDIR": self.scratch, "AUTOGRADER_CGROUP_PREFIX": self.cgroup_prefix}
+                       **self.run_environment, "TMPDIR": self.scratch, "AUTOGRADER_CGROUP_PREFIX": self.cgroup_prefix}
         if self.log_path:
             environment["AUTOGRADER_WORKER_LOG"] = str(self.log_path)
         if self.preload:

@@ -152,6 +152,19 @@ def generate(pipe, prompt: str, guidance_scale: float, num_inference_steps: int,
     return generation
 
 
+def make_ahead(pipe, calls) -> None:
+    """Starts making these (prompt, guidance scale, steps, seed) calls' images in the background, each in the
+    first free lane: a check that asks for one later gets it from memory, or waits for it to be done."""
+    def make(prompt, guidance_scale, steps, seed):
+        try:
+            generate(pipe, prompt, guidance_scale, steps, fresh_generator_state(seed))
+        except Exception:   # the check that asks for it meets the same problem and reports it
+            pass
+
+    for call in calls:
+        threading.Thread(target=make, args=call, daemon=True).start()
+
+
 def _run_pipeline(pipe, prompt, guidance_scale, num_inference_steps, state,
                   options: ImageOptions = ImageOptions()) -> Generation:
     with lanes_of(pipe).lane() as lane:

@@ -23,15 +23,17 @@ from pathlib import Path
 
 from autograder.pipeline import lanes, sd_pipeline
 from autograder.pipeline.served import ADDRESS, KEY
+from autograder.sandbox import start_slots
 
 
 class Server:
     """The grade command's handle on the server process."""
 
     def __init__(self, folder: Path, spec, require_gpu: bool, environment: dict[str, str], log: Path | None = None,
-                 context=None):
+                 context=None, reference_calls=()):
         """`folder` must be one only the grader's user can open; `environment` holds the CPU share; `context`
-        is the multiprocessing context that starts it (the grading template's)."""
+        is the multiprocessing context that starts it (the grading template's); `reference_calls` are made
+        as soon as the pipeline is loaded (Assignment.reference_calls)."""
         from autograder.grading import template
 
         self.spec = spec
@@ -39,7 +41,8 @@ class Server:
         context = context or template.context()
         stop, self._stop = context.Pipe(duplex=False)
         self.process = context.Process(target=serve, daemon=True, args=(
-            spec.model, spec.device, require_gpu, stop, {**environment, **self.environment}, str(log) if log else None))
+            spec.model, spec.device, require_gpu, stop, {**environment, **self.environment}, str(log) if log else None,
+            tuple(reference_calls)))
         self.process.start()
         stop.close()
 
@@ -75,7 +78,8 @@ def _load_for_lanes(spec, require_gpu: bool):
     return sd_pipeline.load_for_grading(spec, require_gpu)
 
 
-def serve(model: str, device: str, require_gpu: bool, stop, environment: dict[str, str], log: str | None):
+def serve(model: str, device: str, require_gpu: bool, stop, environment: dict[str, str], log: str | None,
+          reference_calls=()):
     from autograder.grading import template
 
     template.become(environment, log)
@@ -103,10 +107,14 @@ def serve(model: str, device: str, require_gpu: bool, stop, environment: dict[st
         pipe, _ = _load_for_lanes(sd_pipeline.PipelineSpec(model, device), require_gpu)
     except RuntimeError:   # --require-gpu without a GPU: each worker's check reports it
         pipe = None
+    finally:
+        start_slots.pipeline_loaded()
     if pipe is not None and not lanes.on_gpu(pipe) and lanes.wanted() > 1:
         lanes.fork_processes(pipe, sd_pipeline.make_image)   # before the first thread of ours
     # Workers that connect before this wait in connect(): their first request needs the pipeline anyway.
     threading.Thread(target=accept, daemon=True).start()
+    if pipe is not None:   # before the workers ask for them, side by side (their first sweeps wait for these)
+        sd_pipeline.make_ahead(pipe, reference_calls)
     try:
         stop.recv_bytes()   # nothing comes: it ends when the grade command closes the pipe
     except EOFError:

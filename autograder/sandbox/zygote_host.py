@@ -36,7 +36,7 @@ import tempfile
 from pathlib import Path
 
 from autograder.release import student_library
-from autograder.sandbox import bwrap, cgroups, private_files, uid_confinement
+from autograder.sandbox import bwrap, cgroups, private_files, start_slots, uid_confinement
 from autograder.sandbox.inside import wipe
 from autograder.sandbox.limits import ZYGOTE_BYTES, Limits
 from autograder.sandbox.modes import NoConfinement, sandbox_mode
@@ -143,11 +143,13 @@ class Sandbox:
         self._cgroups = cgroups.Cgroups(self.limits.processes,
                                         self.limits.memory_bytes + 3 * self.limits.tmp_bytes + ZYGOTE_BYTES)
         self._control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        with theirs:
-            self.process = subprocess.Popen(
-                self._command(runner_dir, scratch), stdin=theirs, stdout=subprocess.DEVNULL, stderr=self._stderr,
-                preexec_fn=self._in_child, env=self._environment(scratch), cwd=scratch, close_fds=True)
-        if self._receive(self.limits.startup_seconds) != "ready":
+        with start_slots.slot():   # its imports take a CPU: see start_slots.py
+            with theirs:
+                self.process = subprocess.Popen(
+                    self._command(runner_dir, scratch), stdin=theirs, stdout=subprocess.DEVNULL, stderr=self._stderr,
+                    preexec_fn=self._in_child, env=self._environment(scratch), cwd=scratch, close_fds=True)
+            ready = self._receive(self.limits.startup_seconds) == "ready"
+        if not ready:
             problem = f"the sandbox did not start: {self._diagnostics()}"
             self.close()
             raise RuntimeError(problem)

@@ -1,5 +1,6 @@
 """Lesson 1, Text Conditioning & Guidance: its declaration; its hidden checks are in checks/."""
 from autograder.assignments.declaration import Assignment
+from autograder.assignments.text_conditioning_guidance.checks.sweep_inputs import REFERENCE_CALLS
 
 ASSIGNMENT = Assignment(
     name="text_conditioning_guidance",
@@ -14,6 +15,7 @@ ASSIGNMENT = Assignment(
     visible_tests={"test_cross_attention_shape": 1, "test_cross_attention_rows": 1, "test_apply_cfg_w0": 1,
                    "test_apply_cfg_w1": 1, "test_cfg_norms": 1, "test_generate_guidance_sweep": 2},
     uses_pipeline=True,
+    reference_calls=REFERENCE_CALLS,
     # Its notebook takes its set-up, its hidden-check cells and Exercise 4's offline stand-in from the course
     # library, which the release ships beside it.
     ships_library=True,

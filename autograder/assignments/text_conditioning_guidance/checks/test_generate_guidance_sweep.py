@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+from autograder.assignments.text_conditioning_guidance.checks.sweep_inputs import MAIN, OTHER, Inputs
 from autograder.pipeline import sd_pipeline
 from autograder.pipeline import stand_in as sd_stand_in
 from autograder.grading.expectations import expect
@@ -18,22 +19,6 @@ from autograder.sandbox.student_process import StudentError
 from autograder.sandbox.values import PipelineHandle, StudentImage
 
 check = pytest.mark.check
-
-
-@dataclass(frozen=True)
-class Inputs:
-    prompt: str
-    scales: tuple
-    seed: int
-    steps: int
-
-
-# Two sweeps with nothing in common, none of whose values is a default or appears in the notebooks: a sweep
-# that hard-codes a seed, a prompt, the scales, their number or the steps is caught. w = 1 is the edge where
-# the pipeline stops guiding. Few steps keep the grading run cheap on a CPU stand-in; 12 is not 30 (the
-# signature's default), 15 (the notebook's CPU setting) or 50 (diffusers').
-MAIN = Inputs("an old clock tower in the snow, ink drawing", (1, 2.5, 6, 9.5, 14), 20231, 12)
-OTHER = Inputs("a small boat on a calm lake at dawn", (8, 1.5, 4), 777, 7)
 BUDGET_SECONDS = 300.0
 
 
