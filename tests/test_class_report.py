@@ -10,11 +10,13 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from markupsafe import escape
 
 from autograder import assignments
+from autograder.intake.graded_code import graded_code
 from autograder.reports import class_report, lms_export, regrade_diff, report
 from tests.clip_submissions import CLIP_ASSIGNMENT, CLIP_CORRECT, CLIP_HOSTILE, CLIP_MISTAKES, build_clip
 from tests.submissions import ROOT
@@ -107,6 +109,24 @@ def test_grade_writes_a_class_report_with_the_hardest_checks_first(graded_class)
     assert [p["student"] for p in problems] == ["erin"] and "empty" in problems[0]["reason"]
     assert "erin" in html and html.count('src="data:image/png;base64,') == 3
     assert not re.search(r'(src|href)="(?!data:|#)', html)
+
+
+def test_the_similarity_ranking_compares_the_code_as_graded_even_once_the_notebooks_are_gone(graded_class, tmp_path):
+    outcomes = graded_class["outcomes"]
+    for student in CLASS:   # kept by the worker as it graded: no notebook is read again at the end of the run
+        assert outcomes[student]["graded_code"] == graded_code(Path(outcomes[student]["submission"]), LESSON)
+    assert outcomes["erin"]["graded_code"] is None   # an empty file has no code
+    ranking, missing = class_report.similarity_of(outcomes, LESSON)
+    assert ranking.students == 4 and not missing
+    moved = {student: {**outcome, "submission": str(tmp_path / "moved-away.ipynb")} for student, outcome in outcomes.items()}
+    ranking_moved, missing_moved = class_report.similarity_of(moved, LESSON)
+    assert missing_moved == ["erin"]   # the one whose code was never kept
+    from_the_notebooks = {student: {key: value for key, value in outcomes[student].items() if key != "graded_code"}
+                          for student in CLASS}
+    assert ranking_moved == class_report.similarity_of(from_the_notebooks, LESSON)[0] and ranking_moved.students == 3
+    without_kept_code = {student: {key: value for key, value in outcome.items() if key != "graded_code"}
+                         for student, outcome in moved.items()}
+    assert sorted(class_report.similarity_of(without_kept_code, LESSON)[1]) == ["ada", "ben", "dan", "erin"]
 
 
 def test_times_and_slowest_come_from_the_stored_outcomes(graded_class):

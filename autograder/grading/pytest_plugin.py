@@ -22,6 +22,7 @@ from autograder.sandbox.modes import MODES, NO_SANDBOX_WARNING
 from autograder.grading.submission_under_test import Submission
 from autograder.sandbox.student_process import StudentError
 from autograder.pipeline.spec import PipelineSpec, device_argument
+from autograder.intake.graded_code import graded_code_of
 from autograder.intake.submission import SubmissionError
 
 RESULTS = pytest.StashKey[dict]()
@@ -92,10 +93,23 @@ def student(request):
     submission = Submission(Path(config.getoption("--submission")), submission_assignment(config),
                             config.getoption("--sandbox"), limits)
     config.stash[RESULTS].update(sandbox=submission.mode, submission=str(submission.path),
-                                 notebook_error=submission.error, release=submission.release)
+                                 notebook_error=submission.error, release=submission.release,
+                                 graded_code=graded_code_to_keep(submission))
     yield submission
     submission.close()
     config.stash[RESULTS]["skipped_cells"] = submission.notes()
+
+
+# The graded code kept with a submission's outcome, for the class report's similarity ranking: the code that was
+# graded, without reading the notebook again at the end of the run. A notebook of more is read again then.
+MAX_KEPT_CODE = 200_000
+
+
+def graded_code_to_keep(submission: Submission) -> dict[str, str] | None:
+    if submission.code is None:
+        return None
+    code = graded_code_of(submission.code, submission.assignment)
+    return code if sum(map(len, code.values())) <= MAX_KEPT_CODE else None
 
 
 # What a check raises when the student's code is at fault: its message is the feedback.

@@ -12,7 +12,7 @@ import ast
 from pathlib import Path
 
 from autograder import assignments
-from autograder.intake.submission import SubmissionError, extract_student_code, locked_cells
+from autograder.intake.submission import StudentCode, SubmissionError, extract_student_code, locked_cells
 
 _DEFINES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Assign, ast.AnnAssign)
 
@@ -84,15 +84,21 @@ def graded_code(notebook: Path, assignment: assignments.Assignment, functions=No
                 students_cells_only: bool = True) -> dict[str, str]:
     """Graded function -> its code and helpers in `notebook` ("" for a function it does not define, or for all
     of them when the notebook cannot be read)."""
-    functions = list(functions or assignment.functions)
     try:
         code = extract_student_code(Path(notebook), locked_cells(assignment.release_notebook),
                                     assignment.definitions_only)
     except SubmissionError:
-        return dict.fromkeys(functions, "")
+        return dict.fromkeys(functions or assignment.functions, "")
+    return graded_code_of(code, assignment, functions, students_cells_only)
+
+
+def graded_code_of(code: StudentCode, assignment: assignments.Assignment, functions=None,
+                   students_cells_only: bool = True) -> dict[str, str]:
+    """graded_code of a notebook's code extracted already (the grading worker's, as it grades it)."""
     found = definitions([cell.source for cell in code.cells if not (students_cells_only and cell.provided)])
     graded = frozenset(assignment.functions)
-    return {function: function_with_helpers(found, function, graded - {function}) for function in functions}
+    return {function: function_with_helpers(found, function, graded - {function})
+            for function in functions or assignment.functions}
 
 
 def stub_and_solution(assignment: assignments.Assignment) -> dict[str, str]:

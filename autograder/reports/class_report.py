@@ -137,14 +137,17 @@ def figures(facts: dict, scores: list[float]) -> dict[str, str]:
 
 
 def similarity_of(outcomes: dict[str, dict], assignment: assignments.Assignment, top: int = 25):
-    """The ranking of the pairs of graded code (similarity.py), from each outcome's stored submission path."""
+    """The ranking of the pairs of graded code (similarity.py): the code each outcome kept as it was graded, else
+    (an outcome of an older grader, a very large notebook) the code in the notebook at its stored path."""
     from autograder.intake.graded_code import graded_code, stub_and_solution
     from autograder.reports import similarity
 
     codes, missing = {}, []
     for student, outcome in sorted(outcomes.items()):
-        path = outcome.get("submission")
-        if path and Path(path).is_file():
+        path, kept = outcome.get("submission"), outcome.get("graded_code")
+        if isinstance(kept, dict) and set(kept) == set(assignment.functions):
+            codes[student] = {function: str(code) for function, code in kept.items()}
+        elif path and Path(path).is_file():
             codes[student] = graded_code(Path(path), assignment)
         else:
             missing.append(student)
