@@ -1,8 +1,9 @@
-"""The process every grading process is forked from: torch and pytest imported once, in multiprocessing's forkserver.
+"""The process grading workers are forked from: torch and pytest imported once, in multiprocessing's forkserver.
 
-A grading worker or the pipeline server started as a fresh Python paid ~1.9 s of CPU for those
-imports before its first piece of work, each of them at the same moment on the same CPUs. Forked
-from this template, it starts in milliseconds with them loaded. The template never runs torch, so no
+A grading worker started as a fresh Python paid ~1.9 s of CPU for those imports before its first piece
+of work, each of them at the same moment on the same CPUs. Forked from this template, it starts in
+milliseconds with them loaded. (The pipeline server is a fresh Python that starts at once instead:
+server.py says why.) The template never runs torch, so no
 OpenMP thread exists when it forks; its OpenMP reads its settings once, here, so threads sleep when
 they wait (see worker.compute_environment) and each process sets its own thread count.
 """
@@ -46,14 +47,14 @@ def context():
 
 
 def become(environment: dict[str, str], log_path: str | None) -> None:
-    """In a forked process: its own session, environment, thread count and log (stdout and stderr)."""
+    """In a forked (or spawned) process: its own session, environment, thread count and log (stdout and stderr)."""
     import sys
     import tempfile
 
-    import torch
-
     os.setsid()   # its own session: killing it takes whatever it started (a sandbox) along
     os.environ.update(environment)
+    import torch   # loaded already in a fork of the template; a spawned process loads it with its environment set
+
     tempfile.tempdir = None   # TMPDIR may have changed
     sys.dont_write_bytecode = True
     if "OMP_NUM_THREADS" in environment:   # the template's OpenMP read its own count
