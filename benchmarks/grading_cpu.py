@@ -46,6 +46,14 @@ def processes() -> dict[int, tuple[int, float, int]]:
     return found
 
 
+def command_line(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read()
+    except OSError:
+        return b""
+
+
 def machine_busy() -> float:
     with open("/proc/stat") as handle:
         ticks = [int(n) for n in handle.readline().split()[1:9]]
@@ -56,28 +64,30 @@ def grade_sampled(command: list[str]) -> tuple[float, float, dict[str, float]]:
     started, busy, sampling = time.perf_counter(), machine_busy(), time.process_time()
     grade = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     seen: dict[int, tuple[int, float, int]] = {}
+    spawned = set()   # the grade command's children started as a fresh Python: the pipeline server (server.py)
     while grade.poll() is None:
         for pid, entry in processes().items():
             if pid in seen:   # its first parent: one that outlives the grade command is re-parented to init
                 seen[pid] = (seen[pid][0], *entry[1:])
             elif pid == grade.pid or entry[0] in seen or entry[0] == grade.pid:
                 seen[pid] = entry
+                if entry[0] == grade.pid and b"spawn_main" in command_line(pid):
+                    spawned.add(pid)
         time.sleep(0.02)
     wall, busy = time.perf_counter() - started, machine_busy() - busy
     roles = {"grade command": seen.get(grade.pid, (0, 0.0, 0))[1], "this benchmark's sampling": time.process_time() - sampling}
-    # The grade command's children: the template (multiprocessing's forkserver) and the class report's helpers.
+    # The grade command's children: the pipeline server (with its lanes, forked from it once it has loaded), the
+    # template (multiprocessing's forkserver) that forks the workers, and the class report's helpers.
     for child in [pid for pid, entry in seen.items() if entry[0] == grade.pid]:
-        forked = sorted((pid for pid, entry in seen.items() if entry[0] == child), key=lambda pid: seen[pid][2])
-        if not forked:
+        forked = [pid for pid, entry in seen.items() if entry[0] == child]
+        if child in spawned:
+            roles["pipeline server"] = seen[child][1] + sum(seen[pid][1] for pid in forked)
+        elif forked:
+            roles["template (forkserver)"] = seen[child][1]
+            roles["workers"] = sum(seen[pid][1] for pid in forked)
+        else:
             roles["other children of the grade command"] = roles.get("other children of the grade command", 0) \
                 + seen[child][1]
-            continue
-        roles["template (forkserver)"] = seen[child][1]
-        # The server is started before the first worker (grade.py); with one worker there is none.
-        if len(forked) > 1:   # with its lanes, forked from it once it has loaded (pipeline/lanes.py)
-            server = forked.pop(0)
-            roles["pipeline server"] = seen[server][1] + sum(entry[1] for entry in seen.values() if entry[0] == server)
-        roles["workers"] = sum(seen[pid][1] for pid in forked)
     roles["sandboxes (the rest of the machine's busy time)"] = busy - sum(roles.values())
     return wall, busy, roles
 
