@@ -81,3 +81,31 @@ def test_graded_code_is_what_the_run_defines(tmp_path):
                                                      "guidance_scale)\n"), tmp_path / "d.ipynb"), LESSON)
     assert "def apply_cfg" not in plain["guidance_norms"] and "# mine" not in plain["apply_cfg"]
     assert graded_code(tmp_path / "missing.ipynb", LESSON) == dict.fromkeys(LESSON.functions, "")
+
+
+def test_a_worker_keeps_the_graded_code_unless_it_is_huge_or_cannot_be_had(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from autograder.grading import pytest_plugin
+    from autograder.intake.submission import extract_student_code, locked_cells
+
+    def as_the_worker_extracts(path):
+        code = extract_student_code(path, locked_cells(LESSON.release_notebook), LESSON.definitions_only)
+        return SimpleNamespace(code=code, assignment=LESSON)
+
+    plain = build(CORRECT["manual_softmax_helpers_constants"], tmp_path / "a.ipynb")
+    assert pytest_plugin.graded_code_to_keep(as_the_worker_extracts(plain)) == graded_code(plain, LESSON)
+    # Five cells of 45,000 characters each (a cell may hold 50,000), all reached from cross_attention.
+    padding = [f"PADDING_{i} = '" + "x" * 45_000 + "'\n" for i in range(5)]
+    bulky = variant_with(cross_attention="def cross_attention(Q, K, V):\n    return "
+                                         + " + ".join(f"PADDING_{i}" for i in range(5)) + ", Q, K, V\n",
+                         extra_cells=padding)
+    bulky_path = build(bulky, tmp_path / "b.ipynb")
+    assert len(graded_code(bulky_path, LESSON)["cross_attention"]) > pytest_plugin.MAX_KEPT_CODE   # the report's to read
+    assert pytest_plugin.graded_code_to_keep(as_the_worker_extracts(bulky_path)) is None
+    assert pytest_plugin.graded_code_to_keep(SimpleNamespace(code=None, assignment=LESSON)) is None
+
+    def broken(*args, **kwargs):
+        raise RecursionError("a notebook the grader cannot take apart")
+    monkeypatch.setattr(pytest_plugin, "graded_code_of", broken)   # the report reads the notebook itself then
+    assert pytest_plugin.graded_code_to_keep(as_the_worker_extracts(plain)) is None

@@ -108,7 +108,10 @@ MAX_KEPT_CODE = 200_000
 def graded_code_to_keep(submission: Submission) -> dict[str, str] | None:
     if submission.code is None:
         return None
-    code = graded_code_of(submission.code, submission.assignment)
+    try:
+        code = graded_code_of(submission.code, submission.assignment)
+    except Exception:   # whatever the notebook holds, keeping its code must not cost its grade
+        return None
     return code if sum(map(len, code.values())) <= MAX_KEPT_CODE else None
 
 
