@@ -71,8 +71,9 @@ def grade_sampled(command: list[str]) -> tuple[float, float, dict[str, float]]:
                 seen[pid] = (seen[pid][0], *entry[1:])
             elif pid == grade.pid or entry[0] in seen or entry[0] == grade.pid:
                 seen[pid] = entry
-                if entry[0] == grade.pid and b"spawn_main" in command_line(pid):
-                    spawned.add(pid)
+            # Read again until it has one: between its fork and its exec a child shows the grade command's.
+            if seen.get(pid, (0,))[0] == grade.pid and pid not in spawned and b"spawn_main" in command_line(pid):
+                spawned.add(pid)
         time.sleep(0.02)
     wall, busy = time.perf_counter() - started, machine_busy() - busy
     roles = {"grade command": seen.get(grade.pid, (0, 0.0, 0))[1], "this benchmark's sampling": time.process_time() - sampling}

@@ -18,10 +18,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from autograder.pipeline import lanes, sd_pipeline, served, server  # noqa: E402
-from autograder.pipeline.stand_in import build_tiny_pipeline  # noqa: E402
 
 
 def main() -> None:
+    # Here, not at the top: the server's spawned process runs this file again as its main module, and the
+    # stand-in's torch must not load there before the server has set its environment (template.become).
+    from autograder.pipeline.stand_in import build_tiny_pipeline
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--calls", type=int, default=8, help="calls per worker")

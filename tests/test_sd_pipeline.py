@@ -145,3 +145,31 @@ def test_one_sweep_cannot_hold_the_shared_pipeline_past_its_budget(pipe, monkeyp
     assert recorder(call, noise)[0] == {"ok": True}           # a refused call costs nothing
     assert "more work than the grader allows" in recorder(call, noise)[0]["error"]
     assert len(recorder.calls) == 2
+
+
+@pytest.mark.quick
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnknownMarkWarning")   # the checks' own mark, outside a grading run
+def test_the_images_a_server_makes_ahead_are_the_very_calls_the_checks_make(monkeypatch):
+    import threading
+    import time
+
+    from autograder import assignments
+    from autograder.assignments.text_conditioning_guidance.checks import sweep_inputs
+    from autograder.assignments.text_conditioning_guidance.checks import test_generate_guidance_sweep as checks
+
+    calls, lock = [], threading.Lock()
+
+    def record(pipe, prompt, guidance_scale, steps, state, options=sd_pipeline.ImageOptions()):
+        with lock:   # the memory's key (sd_pipeline.generate), value and type
+            calls.append((prompt, type(guidance_scale), guidance_scale, steps, np.asarray(state).tobytes(), options))
+        return sd_pipeline.Generation(np.full((4, 4, 3), 200, np.uint8), state, 0.0, 1)
+
+    monkeypatch.setattr(sd_pipeline, "generate", record)
+    for inputs in (sweep_inputs.MAIN, sweep_inputs.OTHER):
+        checks.trusted_images("the pipeline", inputs)
+    by_the_checks, calls[:] = sorted(calls, key=repr), []
+    sd_pipeline.make_ahead("the pipeline", assignments.get("text_conditioning_guidance").reference_calls)
+    deadline = time.monotonic() + 10
+    while len(calls) < len(by_the_checks) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(by_the_checks) == 8 and sorted(calls, key=repr) == by_the_checks

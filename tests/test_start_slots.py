@@ -1,4 +1,5 @@
 """Sandboxes start at most one per CPU, one fewer while the pipeline server loads (autograder/sandbox/start_slots.py)."""
+import os
 import subprocess
 import sys
 import threading
@@ -101,6 +102,43 @@ def test_a_slot_is_free_again_when_its_sandbox_has_started_or_its_holder_died(sl
 @pytest.mark.quick
 def test_with_one_cpu_a_loading_pipeline_does_not_stop_every_sandbox(slots):
     slots(1, pipeline_loading=True)
+    entered, leave, thread = entering_in_a_thread()
+    assert entered.wait(5)
+    leave.set()
+    thread.join(5)
+
+
+@pytest.mark.quick
+def test_a_server_that_died_loading_leaves_the_sandboxes_every_cpu(slots, holder, tmp_path):
+    slots(2, pipeline_loading=True)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()   # as a server killed for its memory while it imported diffusers
+    start_slots.loading_in(tmp_path / "start-slots", gone.pid)
+    holder()
+    entered, leave, thread = entering_in_a_thread()
+    assert entered.wait(5)
+    leave.set()
+    thread.join(5)
+
+
+@pytest.mark.quick
+def test_while_a_live_server_loads_its_cpu_stays_reserved(slots, holder, tmp_path):
+    slots(2, pipeline_loading=True)
+    start_slots.loading_in(tmp_path / "start-slots", os.getpid())   # alive: this process plays the server
+    holder()
+    entered, leave, thread = entering_in_a_thread()
+    assert not entered.wait(0.5)
+    start_slots.pipeline_loaded()
+    assert entered.wait(5)
+    leave.set()
+    thread.join(5)
+
+
+@pytest.mark.quick
+def test_a_run_whose_slots_are_gone_starts_its_sandbox_at_once(slots, tmp_path):
+    slots(2, pipeline_loading=True)
+    for path in (tmp_path / "start-slots").iterdir():
+        path.unlink()
     entered, leave, thread = entering_in_a_thread()
     assert entered.wait(5)
     leave.set()

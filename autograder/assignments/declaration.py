@@ -40,7 +40,8 @@ class Assignment:
     # its workers (pipeline/server.py).
     uses_pipeline: bool = False
     # The pipeline calls its checks make for the trusted images whatever the student wrote, as (prompt, guidance
-    # scale, steps, seed): the pipeline server makes them as soon as it has loaded, in all its lanes at once.
+    # scale, steps, seed), exactly as they call sd_pipeline.generate: a run's pipeline server makes them as soon
+    # as it has loaded, side by side in its lanes on a CPU.
     reference_calls: tuple[tuple[str, float, int, int], ...] = ()
     # Whether its checks also run functions on PyTorch's meta device (a GPU's stand-in): the sandbox then
     # loads those kernels once (a second) instead of in every function's process.

@@ -164,6 +164,7 @@ def run(args) -> int:
                                         out_dir / ".pipeline-server.log" if args.keep_logs else None,
                                         reference_calls=[call for name in sorted({s.assignment for s in pending})
                                                          for call in assignments.get(name).reference_calls])
+        start_slots.loading_in(Path(run_dir.name) / "start-slots", server.process.pid)
         shared = {**shared, **server.environment}
     every_worker = [GradingWorker(out_dir / f".worker-{index}.log" if args.keep_logs else None, threads, share_file,
                                   shared, None if server else preload)

@@ -101,7 +101,8 @@ def student(request):
 
 
 # The graded code kept with a submission's outcome, for the class report's similarity ranking: the code that was
-# graded, without reading the notebook again at the end of the run. A notebook of more is read again then.
+# graded, without reading the notebook again at the end of the run. Bytes as written to outcome.json (JSON
+# escapes each non-ASCII character in up to 12); a notebook of more is read again then.
 MAX_KEPT_CODE = 200_000
 
 
@@ -112,7 +113,7 @@ def graded_code_to_keep(submission: Submission) -> dict[str, str] | None:
         code = graded_code_of(submission.code, submission.assignment)
     except Exception:   # whatever the notebook holds, keeping its code must not cost its grade
         return None
-    return code if sum(map(len, code.values())) <= MAX_KEPT_CODE else None
+    return code if len(json.dumps(code)) <= MAX_KEPT_CODE else None
 
 
 # What a check raises when the student's code is at fault: its message is the feedback.

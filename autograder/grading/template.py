@@ -53,13 +53,13 @@ def become(environment: dict[str, str], log_path: str | None) -> None:
 
     os.setsid()   # its own session: killing it takes whatever it started (a sandbox) along
     os.environ.update(environment)
+    log = open(log_path or os.devnull, "a")
+    for fd in (1, 2):
+        os.dup2(log.fileno(), fd)
+    sys.stdout = sys.stderr = log
     import torch   # loaded already in a fork of the template; a spawned process loads it with its environment set
 
     tempfile.tempdir = None   # TMPDIR may have changed
     sys.dont_write_bytecode = True
     if "OMP_NUM_THREADS" in environment:   # the template's OpenMP read its own count
         torch.set_num_threads(int(environment["OMP_NUM_THREADS"]))
-    log = open(log_path or os.devnull, "a")
-    for fd in (1, 2):
-        os.dup2(log.fileno(), fd)
-    sys.stdout = sys.stderr = log

@@ -9,6 +9,7 @@ function first reaches them, not the order they were written in. Nothing is run.
 from __future__ import annotations
 
 import ast
+from collections import deque
 from pathlib import Path
 
 from autograder import assignments
@@ -66,11 +67,12 @@ def function_with_helpers(found: dict[str, ast.stmt], function: str, others: fro
     functions of their own); "" when it is not defined."""
     if function not in found:
         return ""
-    order, queue = [], [found[function]]
-    while queue:
-        node = queue.pop(0)
-        if any(node is seen for seen in order):
+    order, queue, seen = [], deque([found[function]]), set()
+    while queue:   # linear in the definitions reached: a notebook may hold tens of thousands of them
+        node = queue.popleft()
+        if id(node) in seen:
             continue
+        seen.add(id(node))
         order.append(node)
         named = [n.id for n in ast.walk(node) if isinstance(n, ast.Name)]
         queue += [found[name] for name in dict.fromkeys(named) if name in found and name not in others]

@@ -42,7 +42,8 @@ class Server:
         context = multiprocessing.get_context("spawn")
         stop, self._stop = context.Pipe(duplex=False)
         self.process = context.Process(target=serve, daemon=True, args=(
-            spec.model, spec.device, require_gpu, stop, {**environment, **self.environment}, str(log) if log else None,
+            spec.model, spec.device, require_gpu, stop,
+            {"OMP_WAIT_POLICY": "PASSIVE", **environment, **self.environment}, str(log) if log else None,
             tuple(reference_calls)))
         self.process.start()
         stop.close()

@@ -32,6 +32,13 @@ def prepare(folder: Path, cpus: int, pipeline_loading: bool) -> dict[str, str]:
     return {ENVIRONMENT: str(folder)}
 
 
+def loading_in(folder: Path, pid: int) -> None:
+    """The grade command names the server process that loads: a server that died loading frees its CPU too."""
+    marker = folder / LOADING
+    if marker.exists():
+        marker.write_text(str(pid))
+
+
 def pipeline_loaded() -> None:
     """Called by the pipeline server once its pipeline is loaded (or failed to): every CPU is the sandboxes' again."""
     folder = os.environ.get(ENVIRONMENT)
@@ -39,10 +46,25 @@ def pipeline_loaded() -> None:
         Path(folder, LOADING).unlink(missing_ok=True)
 
 
+def _loading(folder: Path) -> bool:
+    try:
+        pid = (folder / LOADING).read_text().strip()
+    except OSError:
+        return False
+    if not pid:
+        return True   # the server is being started
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError):
+        return False   # it died before it had loaded (killed for its memory, say)
+    except PermissionError:
+        pass
+    return True
+
+
 def _free_slots(folder: Path) -> list[Path]:
     slots = sorted(folder.glob("slot-*"), key=lambda path: int(path.name.split("-")[1]))
-    reserved = 1 if (folder / LOADING).exists() else 0
-    return slots[:max(1, len(slots) - reserved)]
+    return slots[:max(1, len(slots) - (1 if _loading(folder) else 0))]
 
 
 @contextmanager
@@ -53,7 +75,11 @@ def slot():
         yield
         return
     while True:
-        for path in _free_slots(Path(folder)):
+        free = _free_slots(Path(folder))
+        if not free:   # the run's folder is gone: nothing to share any more
+            yield
+            return
+        for path in free:
             handle = open(path, "rb")
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -105,8 +105,9 @@ def trusted_images(pipe, inputs: Inputs) -> list:
     return images
 
 
-# Made when a check first needs them, after the student's sweep has passed what comes before: a sweep
-# that failed already (a stub, an error) costs no reference images.
+# Asked for when a check first needs them, after the student's sweep has passed what comes before. A run's
+# pipeline server has made them as soon as it loaded (Assignment.reference_calls); a worker that holds the
+# pipeline itself makes them here, so there a sweep that failed already costs no reference images.
 @pytest.fixture(scope="module")
 def reference_images(pipeline):
     return functools.cache(lambda: trusted_images(pipeline[0], MAIN))
