@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from autograder.pipeline import sd_pipeline
+from autograder.pipeline import sd_pipeline, student_calls
 
 pytestmark = pytest.mark.quick   # in the inner-loop subset: -m quick
 
@@ -31,7 +31,7 @@ def test_a_call_without_a_generator_draws_from_the_global_state_the_sandbox_sent
     # torch.manual_seed(seed) before each call is repeatable), and the state handed back has moved on.
     state = sd_pipeline.fresh_generator_state(5)
     request = {"prompt": PROMPT, "guidance_scale": 3.0, "num_inference_steps": 4}
-    recorder = sd_pipeline.RecordingPipeline(pipe)
+    recorder = student_calls.RecordingPipeline(pipe)
     answer, arrays = recorder(request, {"global_state": state})
     named = sd_pipeline._run_pipeline(pipe, PROMPT, 3.0, 4, state)
     assert answer == {"ok": True} and set(arrays) == {"image", "global_state"}
@@ -41,7 +41,7 @@ def test_a_call_without_a_generator_draws_from_the_global_state_the_sandbox_sent
     _, moved_on = recorder(request, {"global_state": arrays["global_state"]})
     assert not np.array_equal(moved_on["image"], arrays["image"])
     for neither_or_both in ({}, {"global_state": state, "generator_state": state}):
-        assert "error" in sd_pipeline.RecordingPipeline(pipe)(request, neither_or_both)[0]
+        assert "error" in student_calls.RecordingPipeline(pipe)(request, neither_or_both)[0]
 
 
 @pytest.mark.parametrize("change", ["seed", "scale", "steps", "prompt"])
@@ -64,7 +64,7 @@ def test_any_other_argument_is_a_new_generation(pipe, change):
 def test_the_recorder_reports_pipeline_seconds_even_for_remembered_calls(pipe):
     state = sd_pipeline.fresh_generator_state(11)
     made = sd_pipeline.generate(pipe, PROMPT, 2.0, 5, state)
-    recorder = sd_pipeline.RecordingPipeline(pipe)
+    recorder = student_calls.RecordingPipeline(pipe)
     answer, arrays = recorder({"prompt": PROMPT, "guidance_scale": 2.0, "num_inference_steps": 5},
                               {"generator_state": state})
     assert answer == {"ok": True}
@@ -129,15 +129,15 @@ def test_the_notebooks_recording_pipeline_refuses_what_the_grader_refuses(argume
     except (ValueError, TypeError) as error:
         hidden = str(error)
     if "eta" in arguments or "height" in arguments:   # checked by the grader once the call reaches it
-        hidden = sd_pipeline.RecordingPipeline._options(type("P", (), {"resolution": (512, 512), "stands_in_for": None})(),
+        hidden = student_calls.RecordingPipeline._options(type("P", (), {"resolution": (512, 512), "stands_in_for": None})(),
                                                               {"eta": 0.0, "height": None, **arguments})
         hidden = hidden if isinstance(hidden, str) else None
     assert (visible is None) == (hidden is None), (arguments, visible, hidden)
 
 
 def test_one_sweep_cannot_hold_the_shared_pipeline_past_its_budget(pipe, monkeypatch):
-    monkeypatch.setattr(sd_pipeline, "MAX_PIXEL_STEPS", 64 * 64 * 2 * 2)   # two 64x64 calls of 2 steps
-    recorder = sd_pipeline.RecordingPipeline(pipe)
+    monkeypatch.setattr(student_calls, "MAX_PIXEL_STEPS", 64 * 64 * 2 * 2)   # two 64x64 calls of 2 steps
+    recorder = student_calls.RecordingPipeline(pipe)
     call = {"prompt": PROMPT, "guidance_scale": 2.0, "num_inference_steps": 2}
     noise = {"global_state": sd_pipeline.fresh_generator_state(3)}
     assert recorder(call, noise)[0] == {"ok": True}

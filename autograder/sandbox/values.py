@@ -68,7 +68,7 @@ class Linear:
 @dataclass
 class PipelineHandle:
     """Passed as an argument: the student's code receives a pipeline proxy whose calls come back to
-    FunctionProcess.callbacks["pipeline"] (see sd_pipeline.RecordingPipeline)."""
+    FunctionProcess.callbacks["pipeline"] (see student_calls.RecordingPipeline)."""
     height: int
     width: int
 

@@ -14,6 +14,7 @@ import pytest
 from autograder.assignments.text_conditioning_guidance.checks.sweep_inputs import MAIN, OTHER, Inputs
 from autograder.pipeline import sd_pipeline
 from autograder.pipeline import stand_in as sd_stand_in
+from autograder.pipeline import student_calls
 from autograder.grading.expectations import expect
 from autograder.sandbox.student_process import StudentError
 from autograder.sandbox.values import PipelineHandle, StudentImage
@@ -57,7 +58,7 @@ def say_which_pipeline(request, pipeline, first_sweep):
 def run_sweep(function, pipeline, inputs: Inputs = MAIN) -> Sweep:
     pipe, spec = pipeline
     stand_in = sd_stand_in.is_stand_in(spec.model)
-    recorder = sd_pipeline.RecordingPipeline(pipe, sd_stand_in.LESSON_MODEL_SIZE if stand_in else None)
+    recorder = student_calls.RecordingPipeline(pipe, sd_stand_in.LESSON_MODEL_SIZE if stand_in else None)
     function.callbacks["pipeline"] = recorder
     started = time.perf_counter()
     images, error = None, None
