@@ -124,6 +124,22 @@ def test_a_server_that_died_loading_leaves_the_sandboxes_every_cpu(slots, holder
 
 
 @pytest.mark.quick
+def test_a_server_killed_loading_and_not_yet_reaped_leaves_the_sandboxes_every_cpu(slots, holder, tmp_path):
+    slots(2, pipeline_loading=True)
+    server = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        start_slots.loading_in(tmp_path / "start-slots", server.pid)
+        holder()
+        assert not starts_at_once()   # loading: one CPU stays the server's
+        server.kill()   # the grade command, its parent, reaps it only when the run ends: a zombie until then
+        assert os.waitid(os.P_PID, server.pid, os.WEXITED | os.WNOWAIT).si_pid == server.pid
+        assert starts_at_once()
+    finally:
+        server.kill()
+        server.wait()
+
+
+@pytest.mark.quick
 def test_a_run_whose_slots_are_gone_starts_its_sandbox_at_once(slots, tmp_path):
     slots(2, pipeline_loading=True)
     for path in (tmp_path / "start-slots").iterdir():

@@ -53,13 +53,17 @@ def _loading(folder: Path) -> bool:
         return False
     if not pid:
         return True   # the server is being started
+    return _alive(pid)
+
+
+def _alive(pid: str) -> bool:
+    """Whether the server still runs. It died before it had loaded (killed for its memory, say) when it is gone or a
+    zombie: the grade command, its parent, reaps it only at the end of the run."""
     try:
-        os.kill(int(pid), 0)
-    except (ProcessLookupError, ValueError):
-        return False   # it died before it had loaded (killed for its memory, say)
-    except PermissionError:
-        pass
-    return True
+        stat = Path(f"/proc/{int(pid)}/stat").read_text()
+    except (OSError, ValueError):
+        return False
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
 
 
 def _free_slots(folder: Path) -> list[Path]:
