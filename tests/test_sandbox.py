@@ -4,8 +4,11 @@ Student code here is the hostile kind: each test makes it leave or look for trac
 what the next submission can see. Each probe is first shown to find what it looks for, so a probe
 that cannot see anything would fail the test rather than pass it.
 """
+import ast
 import contextlib
 import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -169,6 +172,56 @@ def test_nothing_of_one_submission_reaches_the_next(sandbox):
 def test_children_cannot_read_trace_or_signal_through_the_zygote(sandbox):
     # No process's memory, environment or descriptors (the control socket), no tracing, no pausing.
     assert run(sandbox, REACH_THE_ZYGOTE, "reach") == []
+
+
+REACH_A_GPU = '''
+import ctypes, errno, fcntl, os
+def reach():
+    """What a child gets of a GPU: its driver's ioctls, its count through torch's own CUDA call and through CUDA's
+    library (each in a process of its own: a refused driver may crash it), and what torch says."""
+    reached = []
+    fd = os.open("/dev/null", os.O_RDONLY)
+    try:
+        fcntl.ioctl(fd, 0xC030462B)   # shaped as NVIDIA's RM_ALLOC: /dev/null answers ENOTTY, the filter EPERM
+    except OSError as error:
+        if error.errno != errno.EPERM:
+            reached.append("driver ioctl")
+    os.close(fd)
+    os.environ["CUDA_VISIBLE_DEVICES"] = "0"
+    for name in ("torch._C", "libcuda"):
+        pid = os.fork()
+        if pid == 0:
+            count = 0
+            try:
+                if name == "libcuda":
+                    cuda, found = ctypes.CDLL("libcuda.so.1"), ctypes.c_int(0)
+                    if cuda.cuInit(0) == 0 and cuda.cuDeviceGetCount(ctypes.byref(found)) == 0:
+                        count = found.value
+                else:
+                    import torch
+                    count = torch._C._cuda_getDeviceCount()
+            finally:
+                os._exit(1 if count > 0 else 0)
+        if os.waitpid(pid, 0)[1] == 1 << 8:
+            reached.append(name)
+    import torch
+    if torch.cuda.is_available() or torch.cuda.device_count():
+        reached.append("torch.cuda")
+    return reached
+'''
+
+
+@pytest.mark.quick
+def test_student_code_reaches_no_gpu(sandbox):
+    # The GPU (where the machine has one and its /dev shows it, as without namespaces) holds the grader's pipeline.
+    import torch
+
+    outside = subprocess.run([sys.executable, "-c", REACH_A_GPU + "\nprint(reach())"], capture_output=True,
+                             text=True, timeout=120)
+    found = ast.literal_eval(outside.stdout.strip().splitlines()[-1])
+    assert found == (["driver ioctl", "torch._C", "libcuda", "torch.cuda"] if torch.cuda.is_available()
+                     else ["driver ioctl"]), found
+    assert run(sandbox, REACH_A_GPU, "reach") == []
 
 
 LEAVE_ELSEWHERE = '''

@@ -213,7 +213,7 @@ class Sandbox:
         if self.mode == "uid":
             extra = {"AUTOGRADER_SANDBOX_UID": str(self.user.uid), "TMPDIR": str(scratch)}
         return {**extra, "AUTOGRADER_SCRATCH": os.pathsep.join(places), "AUTOGRADER_STUDENT_LIB": library,
-                "PATH": "/usr/bin:/bin", "HOME": home,
+                "PATH": "/usr/bin:/bin", "HOME": home, "CUDA_VISIBLE_DEVICES": "",   # the GPU is the grader's
                 "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                 "PYTHONDONTWRITEBYTECODE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                 "MPLBACKEND": "Agg", "TQDM_DISABLE": "1", "DIFFUSERS_VERBOSITY": "error",

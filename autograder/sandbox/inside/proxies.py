@@ -158,14 +158,19 @@ def grader_function(name):
     return trusted
 
 
-def allow_cuda_generators():
-    """There is no GPU in the sandbox, yet the lesson makes its generator on the pipeline's device, and a
-    GPU pipeline accepts torch.Generator("cuda"). Here such a generator is a CPU one seeded the same, and
-    the grading pipeline is told it was asked for on CUDA (the feedback says so)."""
+def hide_the_gpu():
+    """There is no GPU in the sandbox, also on a machine that has one: the sandbox's environment hides it
+    (CUDA_VISIBLE_DEVICES is empty) and the syscall filter refuses its driver. Here torch says so without
+    asking the driver, which a refused driver can answer by crashing. Yet the lesson makes its generator
+    on the pipeline's device, and a GPU pipeline accepts torch.Generator("cuda"): here such a generator is
+    a CPU one seeded the same, and the grading pipeline is told it was asked for on CUDA (the feedback
+    says so)."""
     import torch
 
-    if torch.cuda.is_available() or getattr(torch.Generator, "stands_in_for_cuda", False):
+    if getattr(torch.Generator, "stands_in_for_cuda", False):
         return
+    torch.cuda.is_available = lambda: False
+    torch.cuda.device_count = lambda: 0
 
     class Generator(torch.Generator):
         stands_in_for_cuda = True
