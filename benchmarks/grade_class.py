@@ -167,6 +167,7 @@ def main() -> None:
     parser.add_argument("--gpu", action="store_true",
                         help="also grade the class with Exercise 4 on the GPU (bk-sdm-small's architecture, random "
                              "float16 weights unless the real ones load) and print GPU-seconds per student")
+    parser.add_argument("--gpu-shards", type=int, default=2, help="with --gpu: the sharded run's shards (default 2)")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} CPUs; our grader uses its default workers ({os.cpu_count()})")
 
@@ -191,7 +192,7 @@ def main() -> None:
                   f"{runs})")
 
         if args.gpu:
-            grade_on_gpu(scratch, args.size)
+            grade_on_gpu(scratch, args.size, args.gpu_shards)
 
         if args.lesson2:
             count = write_lesson2_class(scratch / "lesson2", args.lesson2)
@@ -203,8 +204,10 @@ def main() -> None:
         print(f"speedup vs nbgrader autograde: {theirs / ours:.1f}x")
 
 
-def grade_on_gpu(scratch: Path, size: int) -> None:
-    """The class again with Exercise 4 on one GPU: the run holds it throughout, so GPU-seconds = wall x 1."""
+def grade_on_gpu(scratch: Path, size: int, shards: int) -> None:
+    """The class again with Exercise 4 on the GPUs: in one run (one pipeline), then in `shards` shards started
+    together, each loading its own pipeline on GPU I mod G, and merged. Each run holds its GPUs throughout,
+    so GPU-seconds = wall x GPUs used."""
     import torch
 
     if not torch.cuda.is_available():
@@ -214,13 +217,35 @@ def grade_on_gpu(scratch: Path, size: int) -> None:
 
     model = scratch / "bk-sdm-small-architecture"
     build_random_bk_sdm_small(model)
-    started = time.perf_counter()
-    run = subprocess.run([sys.executable, "-m", "autograder", "grade", str(scratch / "submitted"), "--out",
-                          str(scratch / "ours-gpu"), "--quiet", "--force", "--sd-model", str(model), "--sd-device",
-                          "cuda", "--require-gpu"], capture_output=True, text=True)
-    seconds = time.perf_counter() - started
-    print(f"our grader on {torch.cuda.get_device_name(0)}, {size} submissions: {seconds:.1f} s, exit {run.returncode}; "
+    gpus, name = torch.cuda.device_count(), torch.cuda.get_device_name(0)
+
+    def grade(out: str, *more: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "autograder", "grade", str(scratch / "submitted"), "--out",
+                                 str(scratch / out), "--quiet", "--force", "--sd-model", str(model), "--sd-device",
+                                 "cuda", "--require-gpu", *more], stdout=subprocess.DEVNULL,
+                                stderr=(scratch / f"{out}.log").open("w"))
+
+    def timed(*runs: subprocess.Popen) -> tuple[float, list[int]]:
+        started = time.perf_counter()
+        codes = [run.wait() for run in runs]
+        return time.perf_counter() - started, codes
+
+    seconds, codes = timed(grade("ours-gpu"))
+    if codes != [0]:
+        print((scratch / "ours-gpu.log").read_text()[-3000:])
+    print(f"our grader on {gpus} x {name}, {size} submissions, one run: {seconds:.1f} s, exit {codes[0]}; "
           f"{seconds / size:.2f} GPU-seconds per student (one pipeline, held for the whole run)")
+    used = min(gpus, shards)
+    seconds, codes = timed(*(grade(f"ours-gpu-shard-{i}", "--shard", f"{i}/{shards}") for i in range(shards)))
+    merged = subprocess.run([sys.executable, "-m", "autograder", "merge",
+                             *(str(scratch / f"ours-gpu-shard-{i}") for i in range(shards)), "--out",
+                             str(scratch / "ours-gpu-merged")], capture_output=True, text=True)
+    same = merged.returncode == 0 and (scratch / "ours-gpu-merged" / ASSIGNMENT / "grades.csv").read_bytes() == (
+        scratch / "ours-gpu" / ASSIGNMENT / "grades.csv").read_bytes()
+    print(f"our grader on {used} x {name}, {size} submissions, {shards} shards at once (a pipeline each, shard I on "
+          f"GPU I mod {gpus}): {seconds:.1f} s, exits {codes}, merge exit {merged.returncode}; "
+          f"{seconds * used / size:.2f} GPU-seconds per student; grades.csv "
+          f"{'identical to' if same else 'DIFFERENT from'} the one run's")
 
 
 def compare(scratch: Path, students: list[str], size: int, theirs: float) -> None:
