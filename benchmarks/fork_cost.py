@@ -5,7 +5,8 @@ Why the zygote collapses its private memory into huge pages once it has served a
 once per graded function, and each fork copies the page tables of all private memory. Imports what the
 zygote imports (torch, numpy, PIL, matplotlib) in a fresh Python, then times forks whose child exits at
 once, and forks whose child touches every Python object (a full garbage collection: the copy-on-write
-worst case), before and after the collapse. Prints kernel and user milliseconds per fork, parent and
+worst case), before and after the collapse, and once the objects are frozen (gc.freeze(), as the zygote
+freezes them: the child's collection then leaves them alone). Prints kernel and user milliseconds per fork, parent and
 child together.
 
     python benchmarks/fork_cost.py
@@ -60,6 +61,8 @@ collapsed = huge_pages.collapse()
 print(f"collapsed {{collapsed / 2**20:.0f}} MiB into huge pages in {{time.perf_counter() - started:.2f}} s "
       f"(AnonHugePages {{huge_kib() / 1024:.0f}} MiB)")
 report("after the collapse")
+gc.freeze()   # as the zygote does once it has imported: a child's full collection no longer walks these objects
+report("collapsed and frozen")
 """
 
 
