@@ -177,15 +177,18 @@ def test_children_cannot_read_trace_or_signal_through_the_zygote(sandbox):
 REACH_A_GPU = '''
 import ctypes, errno, fcntl, os
 def reach():
-    """What a child gets of a GPU: its driver's ioctls, its count through torch's own CUDA call and through CUDA's
-    library (each in a process of its own: a refused driver may crash it), and what torch says."""
+    """What a child gets of a GPU: the driver's ioctls (NVIDIA's of type 'F', its unified memory's plain
+    numbers), the GPU count through torch's own CUDA call and through CUDA's library (each in a process of its
+    own: a refused driver may crash it), and what torch says and does."""
     reached = []
     fd = os.open("/dev/null", os.O_RDONLY)
-    try:
-        fcntl.ioctl(fd, 0xC030462B)   # shaped as NVIDIA's RM_ALLOC: /dev/null answers ENOTTY, the filter EPERM
-    except OSError as error:
-        if error.errno != errno.EPERM:
-            reached.append("driver ioctl")
+    for name, request in (("driver ioctl", 0xC030462B), ("uvm ioctl", 0x30000001)):   # RM_ALLOC, UVM_INITIALIZE
+        try:
+            fcntl.ioctl(fd, request)   # /dev/null answers ENOTTY, the filter EPERM
+            reached.append(name)
+        except OSError as error:
+            if error.errno != errno.EPERM:
+                reached.append(name)
     os.close(fd)
     os.environ["CUDA_VISIBLE_DEVICES"] = "0"
     for name in ("torch._C", "libcuda"):
@@ -207,6 +210,11 @@ def reach():
     import torch
     if torch.cuda.is_available() or torch.cuda.device_count():
         reached.append("torch.cuda")
+    try:   # a student's own tensor on the GPU: an error to read, not a crash
+        torch.zeros(1, device="cuda")
+        reached.append("cuda tensor")
+    except (RuntimeError, AssertionError):
+        pass
     return reached
 '''
 
@@ -219,8 +227,9 @@ def test_student_code_reaches_no_gpu(sandbox):
     outside = subprocess.run([sys.executable, "-c", REACH_A_GPU + "\nprint(reach())"], capture_output=True,
                              text=True, timeout=120)
     found = ast.literal_eval(outside.stdout.strip().splitlines()[-1])
-    assert found == (["driver ioctl", "torch._C", "libcuda", "torch.cuda"] if torch.cuda.is_available()
-                     else ["driver ioctl"]), found
+    gpu = torch.version.cuda is not None and os.path.exists("/dev/nvidiactl")
+    assert found == ["driver ioctl", "uvm ioctl"] + (["torch._C", "libcuda", "torch.cuda", "cuda tensor"] if gpu
+                                                     else []), found
     assert run(sandbox, REACH_A_GPU, "reach") == []
 
 

@@ -161,7 +161,8 @@ def grader_function(name):
 def hide_the_gpu():
     """There is no GPU in the sandbox, also on a machine that has one: the sandbox's environment hides it
     (CUDA_VISIBLE_DEVICES is empty) and the syscall filter refuses its driver. Here torch says so without
-    asking the driver, which a refused driver can answer by crashing. Yet the lesson makes its generator
+    asking the driver, which a refused driver can answer by crashing, and a tensor asked for on CUDA is an
+    error that says why (torch starts CUDA through torch.cuda._lazy_init). Yet the lesson makes its generator
     on the pipeline's device, and a GPU pipeline accepts torch.Generator("cuda"): here such a generator is
     a CPU one seeded the same, and the grading pipeline is told it was asked for on CUDA (the feedback
     says so)."""
@@ -171,6 +172,11 @@ def hide_the_gpu():
         return
     torch.cuda.is_available = lambda: False
     torch.cuda.device_count = lambda: 0
+
+    def no_gpu_here(*args, **kwargs):
+        raise RuntimeError("there is no GPU in the grading sandbox: make tensors on the CPU, or on the device of "
+                           "the tensors your function is given")
+    torch.cuda._lazy_init = no_gpu_here
 
     class Generator(torch.Generator):
         stands_in_for_cuda = True
