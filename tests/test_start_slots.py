@@ -130,10 +130,13 @@ def test_a_server_killed_loading_and_not_yet_reaped_leaves_the_sandboxes_every_c
     try:
         start_slots.loading_in(tmp_path / "start-slots", server.pid)
         holder()
-        assert not starts_at_once()   # loading: one CPU stays the server's
+        entered, leave, thread = entering_in_a_thread()
+        assert not entered.wait(0.5)   # loading: one CPU stays the server's
         server.kill()   # the grade command, its parent, reaps it only when the run ends: a zombie until then
         assert os.waitid(os.P_PID, server.pid, os.WEXITED | os.WNOWAIT).si_pid == server.pid
-        assert starts_at_once()
+        assert entered.wait(5)
+        leave.set()
+        thread.join(5)
     finally:
         server.kill()
         server.wait()
