@@ -330,10 +330,7 @@ def test_a_child_cannot_kill_the_zygote(sandbox):
     assert sandbox.process.pid == zygote   # the same sandbox still serves
 
 
-def test_using_up_the_process_limit_costs_only_that_submission(sandbox):
-    if sandbox.mode == "bwrap" and not os.access(CGROUP_V1 / "pids", os.W_OK):
-        pytest.skip("no writable v1 pids cgroup: no process limit under bubblewrap here")
-    forker = """
+FORKER = """
 import os, time
 def f():
     forked = 0
@@ -346,12 +343,36 @@ def f():
         forked += 1
     return forked
 """
+
+
+def use_up_the_process_limit(sandbox):
     fresh = run(sandbox, PROBE, "probe")
-    with opened(sandbox, forker, "f") as greedy:
+    with opened(sandbox, FORKER, "f") as greedy:
         assert greedy.call() < sandbox.limits.processes    # the limit held
         assert run(sandbox, "def f():\n    return 5\n", "f") == 5   # its next function still starts
     sandbox.reset()
     assert run(sandbox, PROBE, "probe") == fresh
+
+
+def test_using_up_the_process_limit_costs_only_that_submission(sandbox):
+    if sandbox.mode == "bwrap" and not os.access(CGROUP_V1 / "pids", os.W_OK):
+        pytest.skip("no writable v1 pids cgroup: no process limit under bubblewrap here")
+    use_up_the_process_limit(sandbox)
+
+
+def test_without_cgroups_using_up_the_process_limit_costs_only_that_submission(monkeypatch, tmp_path,
+                                                                               others_can_run_python):
+    # A container that delegates no cgroup (seen on a GPU machine): the limit is RLIMIT_NPROC on the sandbox's user.
+    from autograder.sandbox import cgroups
+
+    monkeypatch.setattr(cgroups, "CGROUP_V1", tmp_path / "no-v1")
+    monkeypatch.setenv("AUTOGRADER_CGROUP2_PARENT", str(tmp_path / "no-v2"))
+    box = Sandbox("uid", Limits(call_seconds=3))
+    try:
+        use_up_the_process_limit(box)
+        assert box._cgroups.paths == []   # the fallback, not a cgroup, was what held
+    finally:
+        box.close()
 
 
 @pytest.mark.quick

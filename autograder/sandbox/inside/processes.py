@@ -27,6 +27,21 @@ def children_of(parent: int) -> list[int]:
     return found
 
 
+def count_of_user(uid: int) -> int:
+    """The processes whose real user is `uid`, zombies too: what RLIMIT_NPROC counts for that user."""
+    count = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as handle:
+                real = next(line.split()[1] for line in handle if line.startswith("Uid:"))
+        except (OSError, StopIteration, IndexError):
+            continue
+        count += real == str(uid)
+    return count
+
+
 def kill_group(pid: int) -> None:
     """The process and its process group (whatever left the group is found by kill_all_children)."""
     for target in (-pid, pid):

@@ -16,6 +16,7 @@ every descendant and wipes every writable place and every System V IPC object be
 submission's first child is forked. If it cannot, the zygote exits and the grader starts a new one.
 """
 import ctypes
+import errno
 import gc
 import json
 import os
@@ -103,7 +104,21 @@ def run_child(fds, limits):
     notebook_run.main()
 
 
+# What a notebook needs to start: its supervisor, its run and one function's server.
+PROCESSES_TO_START = 3
+
+
+def out_of_processes(limits):
+    """Without namespaces the process limit is RLIMIT_NPROC on the sandbox's user. This process runs as root and
+    can always fork, but a child could not start a notebook while the same submission's earlier functions keep
+    that user's processes: refused here, the grader starts a fresh sandbox, as where a cgroup refuses the fork."""
+    limit = limits.get("RLIMIT_NPROC")
+    return SANDBOX_UID >= 0 and limit is not None and processes.count_of_user(SANDBOX_UID) > limit - PROCESSES_TO_START
+
+
 def spawn(control, fds, limits):
+    if out_of_processes(limits):
+        raise OSError(errno.EAGAIN, "the sandbox's user is out of processes")
     pid = os.fork()
     if pid == 0:
         code = 0
