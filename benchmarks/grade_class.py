@@ -220,10 +220,11 @@ def grade_on_gpu(scratch: Path, size: int, shards: int) -> None:
     gpus, name = torch.cuda.device_count(), torch.cuda.get_device_name(0)
 
     def grade(out: str, *more: str) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "autograder", "grade", str(scratch / "submitted"), "--out",
-                                 str(scratch / out), "--quiet", "--force", "--sd-model", str(model), "--sd-device",
-                                 "cuda", "--require-gpu", *more], stdout=subprocess.DEVNULL,
-                                stderr=(scratch / f"{out}.log").open("w"))
+        with (scratch / f"{out}.log").open("w") as log:   # the child keeps its own copy of the descriptor
+            return subprocess.Popen([sys.executable, "-m", "autograder", "grade", str(scratch / "submitted"),
+                                     "--out", str(scratch / out), "--quiet", "--force", "--sd-model", str(model),
+                                     "--sd-device", "cuda", "--require-gpu", *more], stdout=subprocess.DEVNULL,
+                                    stderr=log)
 
     def timed(*runs: subprocess.Popen) -> tuple[float, list[int]]:
         started = time.perf_counter()

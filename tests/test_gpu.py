@@ -22,6 +22,7 @@ CLASS = {"lesson_generator": CORRECT["real_pipeline_arguments"],   # torch.Gener
 
 
 def scores(folder):
+    """Each check's name, outcome and score (verdicts() ends each list with the notebook's error, problem and notes)."""
     return {student: [check[:3] for check in checks[:-3]] for student, checks in verdicts(folder).items()}
 
 
@@ -48,7 +49,7 @@ def test_the_class_graded_on_the_gpu_in_one_run_and_in_shards_is_the_class_grade
     assert (merged / ASSIGNMENT / "grades.csv").read_bytes() == (gpu / ASSIGNMENT / "grades.csv").read_bytes()
     assert scores(gpu) == scores(cpu)   # float16 on the GPU, float32 on the CPU: the same verdicts
     for folder, device in ((gpu, "on cuda"), (merged, "on cuda"), (cpu, "on cpu")):
-        notes = (tmp_path / folder / ASSIGNMENT / "lesson_generator" / "outcome.json").read_text()
+        notes = (folder / ASSIGNMENT / "lesson_generator" / "outcome.json").read_text()
         assert device in notes, notes[-2000:]
     totals = {row["student"]: float(row["total"])
               for row in csv.DictReader(io.StringIO((gpu / ASSIGNMENT / "grades.csv").read_text()))}
