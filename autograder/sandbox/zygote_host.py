@@ -36,7 +36,7 @@ import tempfile
 from pathlib import Path
 
 from autograder.release import student_library
-from autograder.sandbox import bwrap, cgroups, private_files, start_slots, uid_confinement
+from autograder.sandbox import bwrap, cgroups, font_list, private_files, start_slots, uid_confinement
 from autograder.sandbox.inside import wipe
 from autograder.sandbox.limits import ZYGOTE_BYTES, Limits
 from autograder.sandbox.modes import NoConfinement, sandbox_mode
@@ -136,6 +136,7 @@ class Sandbox:
             self._confine_to_a_user(scratch)
         for name in RUNNER_FILES:
             shutil.copy(INSIDE_DIR / name, runner_dir / name)
+        font_list.copy_into(runner_dir)
         student_library.write_tree(self._workdir / "student_lib")   # what students get, not the full library
         self._stderr = open(self._workdir / "stderr", "w+b")
         # above one child's RLIMIT_AS so a plain MemoryError usually comes first; the zygote's own pages
@@ -216,7 +217,7 @@ class Sandbox:
                 "PATH": "/usr/bin:/bin", "HOME": home, "CUDA_VISIBLE_DEVICES": "",   # the GPU is the grader's
                 "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                 "PYTHONDONTWRITEBYTECODE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-                "MPLBACKEND": "Agg", "TQDM_DISABLE": "1", "DIFFUSERS_VERBOSITY": "error",
+                "MPLBACKEND": "Agg", "MPLCONFIGDIR": f"{home}/.matplotlib", "TQDM_DISABLE": "1", "DIFFUSERS_VERBOSITY": "error",
                 **({"AUTOGRADER_WARM_META": "1"} if self.warm_meta else {})}
 
     def _in_child(self):
