@@ -129,6 +129,26 @@ def test_the_similarity_ranking_compares_the_code_as_graded_even_once_the_notebo
     assert sorted(class_report.similarity_of(without_kept_code, LESSON)[1]) == ["ada", "ben", "dan", "erin"]
 
 
+def test_fingerprints_made_while_grading_are_the_ones_the_ranking_uses(graded_class, monkeypatch):
+    """The grade command hands each outcome to SimilarityAhead as it stores it: the ranking after the last
+    submission then fingerprints nothing (one CPU would otherwise work alone there), and ranks as from scratch."""
+    from autograder.reports import similarity
+
+    outcomes = graded_class["outcomes"]
+    monkeypatch.setattr(similarity, "_made", {})
+    from_scratch = class_report.similarity_of(outcomes, LESSON)[0]
+    monkeypatch.setattr(similarity, "_made", {})
+    ahead = class_report.SimilarityAhead()
+    for outcome in outcomes.values():
+        ahead.add(outcome, LESSON)
+
+    def fingerprint_after_the_last_submission(*arguments, **options):
+        raise AssertionError("a fingerprint was made after the last submission")
+
+    monkeypatch.setattr(similarity, "_fingerprint", fingerprint_after_the_last_submission)
+    assert class_report.similarity_of(outcomes, LESSON)[0] == from_scratch and from_scratch.students == 4
+
+
 def test_times_and_slowest_come_from_the_stored_outcomes(graded_class):
     facts = class_report.summary(graded_class["outcomes"], LESSON)
     times = {s: o["execution_time"] for s, o in graded_class["outcomes"].items()}

@@ -180,6 +180,7 @@ def run(args) -> int:
             workers.put(worker)
 
     failed, unfinished, done = [], len(pending), 0
+    similarity_ahead = class_report.SimilarityAhead()
     try:
         with ThreadPoolExecutor(max_workers=slots) as pool:
             futures = {pool.submit(grade_with_a_free_worker, s): s for s in pending}
@@ -191,6 +192,10 @@ def run(args) -> int:
                                    notes=submission.notes + outcome.get("notes", []))
                     report.write_submission_reports(submission.report_dir(out_dir), submission.student, outcome,
                                                     args.hidden_visibility)
+                    try:
+                        similarity_ahead.add(outcome, assignments.get(submission.assignment))
+                    except Exception:   # the class report meets the same problem and says so
+                        pass
                     if outcome.get("grader_failed"):
                         failed.append((submission, outcome))
                     unfinished, done = unfinished - 1, done + 1

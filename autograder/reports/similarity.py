@@ -16,6 +16,7 @@ the class squared, not with its code); only the pairs shown are compared region 
 """
 from __future__ import annotations
 
+import functools
 import io
 import logging
 from dataclasses import dataclass, field
@@ -35,6 +36,24 @@ def _fingerprint(source: str, name: str, boilerplate=None, window: int = GUARANT
     logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))   # copydetect warns on empty code
     return CodeFingerprint(f"{name}.py", NOISE, window, boilerplate=boilerplate, language="python",
                            fp=io.StringIO(source))
+
+
+_made: dict[tuple[str, str], object] = {}
+
+
+def fingerprint_of(code: str, common: str):
+    """`code`'s fingerprint less every fingerprint of `common` (the stub and the solution), made once per
+    process: identical code (untouched stubs, above all) once, and a class's code ahead of the ranking where
+    the grade command hands each outcome over as it arrives (class_report.SimilarityAhead)."""
+    key = (code, common)
+    if key not in _made:
+        _made[key] = _fingerprint(code, "submission", _boilerplate(common))
+    return _made[key]
+
+
+@functools.lru_cache(maxsize=64)
+def _boilerplate(common: str) -> tuple:
+    return tuple(_fingerprint(common, "common", window=1).hashes)
 
 
 @dataclass
@@ -99,10 +118,7 @@ def rank(codes: dict[str, dict[str, str]], common: dict[str, str], top: int = 25
     per_function: dict[str, np.ndarray] = {}
     prints_of: dict[str, dict[str, object]] = {}
     for function in functions:
-        boilerplate = list(_fingerprint(common.get(function, ""), "common", window=1).hashes)
-        of_code: dict[str, object] = {}   # identical code (untouched stubs, above all) is fingerprinted once
-        prints = {s: of_code.get(codes[s][function]) or of_code.setdefault(
-                      codes[s][function], _fingerprint(codes[s][function], s, boilerplate))
+        prints = {s: fingerprint_of(codes[s][function], common.get(function, ""))
                   for s in students if codes[s].get(function)}
         prints_of[function] = prints
         shared, sizes = _pair_scores(prints, index)
