@@ -28,10 +28,34 @@ MASK_CHECK = "test_drop_text.py"
 MASK_EXPECTATION = "a dropped caption keeps its own mask"
 
 
-def grade(*arguments, cwd=ROOT, env=None):
-    return subprocess.run([sys.executable, "-m", "autograder", "grade", *arguments, "--workers", "2", "--quiet",
+def grade(*arguments, cwd=ROOT, env=None, program=("-m", "autograder")):
+    return subprocess.run([sys.executable, *program, "grade", *arguments, "--workers", "2", "--quiet",
                            "--call-timeout", "10", "--cell-timeout", "10"], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=600)
+
+
+# `python -m autograder` that also counts the fingerprints the class report makes after the last submission.
+COUNTING_LATE_FINGERPRINTS = """
+import os, runpy, sys
+from autograder.cli import grade
+from autograder.reports import similarity
+
+write_class_reports, made_late = grade.write_class_reports, []
+
+def counted(*arguments):
+    make = similarity._fingerprint
+    similarity._fingerprint = lambda *a, **k: made_late.append(a[0]) or make(*a, **k)
+    try:
+        return write_class_reports(*arguments)
+    finally:
+        similarity._fingerprint = make
+        with open(os.environ["LATE_FINGERPRINTS"], "w") as handle:
+            handle.write(str(len(made_late)))
+
+grade.write_class_reports = counted
+sys.argv = ["autograder", *sys.argv[1:]]
+runpy.run_module("autograder", run_name="__main__")
+"""
 
 
 @pytest.fixture
@@ -60,9 +84,11 @@ def graded_class(tmp_path_factory):
     empty.parent.mkdir(parents=True)
     empty.write_bytes(b"")
     out = tmp_path_factory.mktemp("out")
-    run = grade(str(submitted), "--out", str(out))
+    late = tmp_path_factory.mktemp("late") / "fingerprints"
+    run = grade(str(submitted), "--out", str(out), program=("-c", COUNTING_LATE_FINGERPRINTS),
+                env={**os.environ, "LATE_FINGERPRINTS": str(late)})
     assert run.returncode == 0, run.stderr[-3000:]
-    return {"out": out, "submitted": submitted, "stdout": run.stdout,
+    return {"out": out, "submitted": submitted, "stdout": run.stdout, "late fingerprints": int(late.read_text()),
             "outcomes": report.stored_outcomes(out / CLIP_ASSIGNMENT)}
 
 
@@ -147,6 +173,12 @@ def test_fingerprints_made_while_grading_are_the_ones_the_ranking_uses(graded_cl
 
     monkeypatch.setattr(similarity, "_fingerprint", fingerprint_after_the_last_submission)
     assert class_report.similarity_of(outcomes, LESSON)[0] == from_scratch and from_scratch.students == 4
+
+
+def test_the_grade_command_fingerprints_the_class_while_it_grades(graded_class):
+    """The ranking after the last submission compared the whole class and had no fingerprint left to make."""
+    html = (graded_class["out"] / CLIP_ASSIGNMENT / class_report.REPORT_NAME).read_text()
+    assert "ada" in html and graded_class["late fingerprints"] == 0
 
 
 def test_times_and_slowest_come_from_the_stored_outcomes(graded_class):

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -313,31 +314,43 @@ def test_once_it_serves_a_class_the_zygote_holds_its_memory_in_huge_pages(sandbo
     assert run(sandbox, "def f(x):\n    return x * 3\n", "f", 5) == 15   # and its children work as before
 
 
-FIND_THE_PROBE_FONT = '''
+FIND_THE_PROBE_FONTS = '''
 import matplotlib.font_manager
 def fonts():
-    return sum(entry.name == "Autograder Probe Sans" for entry in matplotlib.font_manager.fontManager.ttflist)
+    return sorted(entry.name for entry in matplotlib.font_manager.fontManager.ttflist if "Autograder" in entry.name)
 '''
 
 
 @pytest.mark.parametrize("mode", ["bwrap", "uid"])
 def test_the_sandbox_starts_from_the_graders_font_list(request, mode, tmp_path, monkeypatch):
     """Its matplotlib reads the list the grader's matplotlib made instead of scanning the fonts again
-    (0.1-0.3 s of every sandbox's start): a font only that list names is there inside."""
+    (0.1-0.3 s of every sandbox's start): a font only that list names is there inside, but not one from a
+    folder the sandbox does not see (each process would scan again for it, and it names the grader's folders)."""
     import json
+    import shutil
 
     subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"], check=True,
                    env={**os.environ, "MPLCONFIGDIR": str(tmp_path)})
     (made,) = tmp_path.glob("fontlist-v*.json")
     fonts = json.loads(made.read_text())
-    fonts["ttflist"].append({**fonts["ttflist"][0], "name": "Autograder Probe Sans"})
+    listed = fonts["ttflist"][0]   # one of matplotlib's own, named relative to its data folder
+    hidden = tmp_path / "fonts" / "hidden.ttf"
+    hidden.parent.mkdir()
+    shutil.copyfile(Path(matplotlib_data()) / listed["fname"], hidden)
+    fonts["ttflist"] += [{**listed, "name": "Autograder Probe Sans"},
+                         {**listed, "name": "Autograder Hidden Sans", "fname": str(hidden)}]
     made.write_text(json.dumps(fonts))
     monkeypatch.setenv("MPLCONFIGDIR", str(tmp_path))
     box = start_sandbox(request, mode)
     try:
-        assert run(box, FIND_THE_PROBE_FONT, "fonts") == 1
+        assert run(box, FIND_THE_PROBE_FONTS, "fonts") == ["Autograder Probe Sans"]
     finally:
         box.close()
+
+
+def matplotlib_data() -> str:
+    return subprocess.run([sys.executable, "-c", "import matplotlib; print(matplotlib.get_data_path())"],
+                          check=True, capture_output=True, text=True).stdout.strip()
 
 
 def test_a_hung_child_is_killed_and_the_sandbox_serves_the_next(sandbox):

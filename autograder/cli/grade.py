@@ -19,7 +19,7 @@ from autograder.intake.discover import OUTPUT_MARKER, discover
 from autograder.intake.submission import SubmissionError, read_notebook_bytes
 from autograder.pipeline import lanes, server as pipeline_server
 from autograder.pipeline.spec import PipelineSpec, device_argument
-from autograder.reports import class_report, grader_errors, regrade_diff, report, shards
+from autograder.reports import class_report, grader_errors, regrade_diff, report, shards, similarity
 from autograder.sandbox import cpu_share, private_files, start_slots
 from autograder.sandbox.limits import Limits
 from autograder.sandbox.modes import NO_SANDBOX_WARNING, NoConfinement, sandbox_mode
@@ -219,6 +219,7 @@ def run(args) -> int:
         run_dir.cleanup()
     print(report.write_class(out_dir, {s.assignment for s in submissions}))
     write_class_reports(out_dir, sorted({s.assignment for s in submissions}))
+    similarity.forget()
     log = grader_errors.write(out_dir, [(f"{s.assignment}/{s.student}", outcome) for s, outcome in failed])
     of_class = f"shard {'%d/%d' % shard} of {len(every)}; " if shard else ""
     print(f"\n{len(submissions)} submissions graded into {out_dir} ({of_class}sandbox: {mode})")

@@ -166,7 +166,8 @@ def similarity_of(outcomes: dict[str, dict], assignment: assignments.Assignment,
 class SimilarityAhead:
     """Fingerprints each outcome's graded code as the grade command stores it. The ranking runs after the last
     submission, while one CPU has nothing else to do; made there, the fingerprints (~1 ms of CPU per function
-    and distinct submission, after ~0.2 s for the tokenizer's first use) kept a class of 200 that much longer."""
+    and distinct submission, after ~0.2 s for the tokenizer's first use) kept a class of 200 that much longer.
+    Outcomes kept from an earlier run, and those without kept code, are still fingerprinted there."""
 
     def __init__(self):
         self._common: dict[str, dict[str, str]] = {}

@@ -42,13 +42,19 @@ _made: dict[tuple[str, str], object] = {}
 
 
 def fingerprint_of(code: str, common: str):
-    """`code`'s fingerprint less every fingerprint of `common` (the stub and the solution), made once per
-    process: identical code (untouched stubs, above all) once, and a class's code ahead of the ranking where
-    the grade command hands each outcome over as it arrives (class_report.SimilarityAhead)."""
+    """`code`'s fingerprint less every fingerprint of `common` (the stub and the solution), made once until
+    forget(): identical code (untouched stubs, above all) once, and the code of a grade run's outcomes ahead of
+    the ranking, as the grade command hands each over (class_report.SimilarityAhead)."""
     key = (code, common)
     if key not in _made:
         _made[key] = _fingerprint(code, "submission", _boilerplate(common))
     return _made[key]
+
+
+def forget() -> None:
+    """Lets the fingerprints go once the reports are written (a class's code, a few MB)."""
+    _made.clear()
+    _boilerplate.cache_clear()
 
 
 @functools.lru_cache(maxsize=64)

@@ -2,14 +2,18 @@
 
 A sandbox's zygote imports matplotlib with an empty cache (its home is a fresh scratch folder), and
 matplotlib then scans the machine's fonts again: 0.1-0.3 s of CPU in every sandbox's start. The list the
-grader's own matplotlib made names the same files (the sandbox sees /usr and the environment where the
-grader sees them); a font that is missing inside makes matplotlib scan again, as it would have anyway.
+grader's own matplotlib made is handed over with only the fonts every sandbox sees where the grader does
+(under /usr and the Python installation): matplotlib scans again, in each process, when a listed font is
+missing, and the rest (a user's ~/.fonts) would show student code the grader's folders.
 """
 from __future__ import annotations
 
+import json
 import os
-import shutil
+import sys
 from pathlib import Path
+
+SEEN_INSIDE = tuple(sorted({"/usr/", *(os.path.join(prefix, "") for prefix in (sys.prefix, sys.base_prefix))}))
 
 
 def cache_folder() -> Path:
@@ -21,13 +25,22 @@ def cache_folder() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "matplotlib"
 
 
+def seen_inside(name: str) -> bool:
+    """matplotlib lists its own fonts relative to its data folder, the others by their absolute path."""
+    return not os.path.isabs(name) or name.startswith(SEEN_INSIDE)
+
+
 def copy_into(folder: Path) -> list[str]:
-    """Copies the font lists found there (one per matplotlib version: fontlist-v<version>.json) into `folder`."""
+    """Writes the font lists found there (one per matplotlib version: fontlist-v<version>.json) into `folder`,
+    each less the fonts a sandbox does not see."""
     copied = []
     for path in sorted(cache_folder().glob("fontlist-v*.json")):
         try:
-            shutil.copyfile(path, folder / path.name)
-        except OSError:   # unreadable, or gone meanwhile: that sandbox scans the fonts itself
+            fonts = json.loads(path.read_text())
+            for kind in ("ttflist", "afmlist"):
+                fonts[kind] = [font for font in fonts[kind] if seen_inside(str(font["fname"]))]
+            (folder / path.name).write_text(json.dumps(fonts))
+        except (OSError, ValueError, KeyError, TypeError):   # unreadable or not matplotlib's: the sandbox scans
             continue
         copied.append(path.name)
     return copied

@@ -42,7 +42,7 @@ from autograder.sandbox.limits import ZYGOTE_BYTES, Limits
 from autograder.sandbox.modes import NoConfinement, sandbox_mode
 
 INSIDE_DIR = Path(__file__).resolve().parent / "inside"
-RUNNER_FILES = tuple(sorted(p.name for p in INSIDE_DIR.glob("*.py")))   # all the sandbox sees of us
+RUNNER_FILES = tuple(sorted(p.name for p in INSIDE_DIR.glob("*.py")))   # with the font list, all the sandbox sees of us
 PR_SET_PDEATHSIG = 1
 
 
