@@ -8,7 +8,8 @@ regrade in which a few students moved. Then times, each in a fresh process as an
     python -m autograder report NEW --previous OLD     (figures, item analysis, diff, similarity of all pairs)
     python -m autograder diff OLD NEW
 
-and prints the wall time and the peak memory of each.
+and prints the wall time and the peak memory of each; then what one similarity fingerprint of distinct code
+costs, which the grade command pays as each outcome arrives (class_report.SimilarityAhead), not at its end.
 
     python benchmarks/class_report.py [--size 500]
 """
@@ -28,7 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from autograder import assignments  # noqa: E402
-from autograder.reports import report  # noqa: E402
+from autograder.intake.graded_code import graded_code, stub_and_solution  # noqa: E402
+from autograder.reports import report, similarity  # noqa: E402
 from tests.similarity_corpus import disguised, independent_students, styles, variant_of  # noqa: E402
 from tests.submissions import ASSIGNMENT, build  # noqa: E402
 
@@ -114,6 +116,24 @@ def main() -> None:
               f"{seconds:.1f} s, peak memory {peak:.0f} MiB")
         seconds, _, said = timed("diff", str(old), str(new))   # (the peak above is the larger of the two)
         print(f"diff: {seconds:.1f} s; {said.splitlines()[0].split(' between ')[0]} ({moved} moves planted)")
+        print(fingerprint_cost(Path(scratch) / "submitted"))
+
+
+def fingerprint_cost(submitted: Path) -> str:
+    assignment = assignments.get(ASSIGNMENT)
+    common = stub_and_solution(assignment)
+    codes = sorted({(function, code) for path in sorted(submitted.glob(f"*/{ASSIGNMENT}/*.ipynb"))
+                    for function, code in graded_code(path, assignment).items() if code})
+    started = time.process_time()
+    function, code = codes[0]
+    similarity.fingerprint_of(code, common.get(function, ""))   # the tokenizer's first use
+    first = time.process_time() - started
+    started = time.process_time()
+    for function, code in codes[1:]:
+        similarity.fingerprint_of(code, common.get(function, ""))
+    each = (time.process_time() - started) / max(1, len(codes) - 1)
+    return (f"similarity fingerprints: {len(codes)} distinct (function, code), {each * 1000:.2f} ms of CPU each "
+            f"after {first:.2f} s for the first")
 
 
 if __name__ == "__main__":

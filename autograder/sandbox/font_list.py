@@ -30,10 +30,9 @@ def seen_inside(name: str) -> bool:
     return not os.path.isabs(name) or name.startswith(SEEN_INSIDE)
 
 
-def copy_into(folder: Path) -> list[str]:
+def copy_into(folder: Path) -> None:
     """Writes the font lists found there (one per matplotlib version: fontlist-v<version>.json) into `folder`,
     each less the fonts a sandbox does not see."""
-    copied = []
     for path in sorted(cache_folder().glob("fontlist-v*.json")):
         try:
             fonts = json.loads(path.read_text())
@@ -42,5 +41,3 @@ def copy_into(folder: Path) -> list[str]:
             (folder / path.name).write_text(json.dumps(fonts))
         except (OSError, ValueError, KeyError, TypeError):   # unreadable or not matplotlib's: the sandbox scans
             continue
-        copied.append(path.name)
-    return copied
