@@ -478,6 +478,16 @@ def test_workers_are_forked_from_one_template_that_has_torch_loaded_and_the_pipe
     assert all(w.process is None for w in workers) and not server.process.is_alive()
 
 
+def test_the_templates_imports_leave_the_collector_on_and_their_objects_frozen():
+    # Imported with the collector off (template_imports.py); a worker forked after must collect as usual, and its
+    # collections must not walk torch's and pytest's objects.
+    probe = subprocess.run([sys.executable, "-c", "import gc, autograder.grading.template_imports, torch, pytest; "
+                            "print(gc.isenabled(), gc.get_freeze_count(), len(gc.get_objects()))"],
+                           capture_output=True, text=True, cwd=ROOT, timeout=120)
+    enabled, frozen, tracked = probe.stdout.split()
+    assert enabled == "True" and int(frozen) > 100_000 and int(tracked) < int(frozen) / 10, probe.stdout + probe.stderr
+
+
 def checks_without_timings(outcome: dict) -> list:
     """Each check's verdict and message, without the seconds a time-budget message reports."""
     return [(c["name"], c["outcome"], c["score"], re.sub(r"\d+\.\d+ s", "T s", c["message"])) for c in outcome["checks"]]

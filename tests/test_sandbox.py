@@ -427,6 +427,29 @@ def test_exit_statuses_are_reported(sandbox):
         run(sandbox, "import ctypes\ndef f():\n    ctypes.string_at(0)\n", "f")
 
 
+COLLECTED = """
+import gc, weakref
+def cycle_collected():
+    # A cycle, then enough new objects to set off a young collection, as in any Python.
+    class Node:
+        pass
+    node = Node()
+    node.me = node
+    gone = weakref.ref(node)
+    del node
+    keep = [[] for _ in range(20 * gc.get_threshold()[0])]
+    return gc.isenabled(), gone() is None
+WHILE_THE_NOTEBOOK_RAN = cycle_collected()
+def collector():
+    return WHILE_THE_NOTEBOOK_RAN, cycle_collected()
+"""
+
+
+def test_student_code_runs_with_pythons_usual_garbage_collector(sandbox):
+    # The zygote imports with the collector off (zygote.py); the notebook and each graded function get it back.
+    assert run(sandbox, COLLECTED, "collector") == ((True, True), (True, True))
+
+
 ATTACK_THE_WAY_TO_PYTHON = """
 import os, tempfile
 def f(top):

@@ -15,8 +15,7 @@ import multiprocessing.util
 import os
 import tempfile
 
-PRELOADED = ["torch", "pytest", "autograder.grading.worker", "autograder.grading.session_of_submissions",
-             "autograder.sandbox.student_process", "autograder.pipeline.sd_pipeline"]
+PRELOADED = ["autograder.grading.template_imports"]
 
 
 # A Unix socket's address holds 107 bytes. Ours lie two short names below the folder (the template's
