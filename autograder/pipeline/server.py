@@ -85,8 +85,7 @@ def serve(model: str, device: str, require_gpu: bool, stop, environment: dict[st
           reference_calls=()):
     from autograder.grading import template
 
-    # Importing torch and diffusers makes ~800,000 objects and hardly a cycle; the collections they set off
-    # walked them all again and again, a fifth of diffusers' import (0.7 CPU-s). Frozen once loaded.
+    # torch's import too without the collector (sd_pipeline._load says why), then the whole load frozen
     gc.disable()
     template.become(environment, log)
     # Popped: this process loads the pipeline itself (sd_pipeline.load would otherwise ask the server).
