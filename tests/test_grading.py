@@ -481,6 +481,9 @@ def test_workers_are_forked_from_one_template_that_has_torch_loaded_and_the_pipe
 def test_the_templates_imports_leave_the_collector_on_and_their_objects_frozen():
     # Imported with the collector off (template_imports.py); a worker forked after must collect as usual, and its
     # collections must not walk torch's and pytest's objects.
+    from autograder.grading import template
+
+    assert "autograder.grading.template_imports" in template.PRELOADED
     probe = subprocess.run([sys.executable, "-c", "import gc, autograder.grading.template_imports, torch, pytest; "
                             "print(gc.isenabled(), gc.get_freeze_count(), len(gc.get_objects()))"],
                            capture_output=True, text=True, cwd=ROOT, timeout=120)

@@ -15,14 +15,14 @@ def pipe(tiny_pipeline_dir):
 
 
 def test_loading_leaves_the_collector_as_it_found_it(tiny_pipeline_dir, tmp_path, monkeypatch):
-    # The load runs without the garbage collector (it only cost time there): a worker grading meanwhile, or after,
-    # collects as usual, whether the load worked or not; the pipeline server, which turned it off itself, keeps it off.
+    # The load runs without the garbage collector (it only cost time there): afterwards the process collects as
+    # usual, whether the load worked or not; the pipeline server, which turned it off itself, keeps it off.
     import gc
 
     monkeypatch.setattr(sd_pipeline, "_loaded", {})
     young = gc.get_stats()[0]["collections"]   # (the libraries' own gc.collect() calls are full collections)
     assert sd_pipeline._load(sd_pipeline.PipelineSpec(str(tiny_pipeline_dir), "cpu")) is not None
-    assert gc.get_stats()[0]["collections"] <= young + 1   # the one that follows turning it back on; hundreds with it on
+    assert gc.get_stats()[0]["collections"] <= young + 3   # those that follow turning it back on; about 15 with it on
     assert gc.isenabled()
     with pytest.raises(sd_pipeline.PipelineUnavailable):
         sd_pipeline._load(sd_pipeline.PipelineSpec(str(tmp_path / "no pipeline here"), "cpu"))

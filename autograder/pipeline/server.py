@@ -114,7 +114,11 @@ def serve(model: str, device: str, require_gpu: bool, stop, environment: dict[st
         pipe = None
     finally:
         start_slots.pipeline_loaded()
-        gc.freeze()   # the lanes forked next never walk (and so copy) the loaded objects' pages either
+        # What the load left in cycles goes first: a view of nearly every weight as loaded, which after the move
+        # to a GPU would keep the whole CPU copy alive for the run if frozen. The lanes forked next never walk
+        # (or copy the pages of) what is left.
+        gc.collect()
+        gc.freeze()
         gc.enable()
     if pipe is not None and not lanes.on_gpu(pipe) and lanes.wanted() > 1:
         lanes.fork_processes(pipe, sd_pipeline.make_image)   # before the first thread of ours
