@@ -15,6 +15,9 @@ import multiprocessing.util
 import os
 import tempfile
 
+# What the template imports before its first fork (template_imports.py imports them with the collector off).
+IMPORTED_BEFORE_FORKING = ("pytest", "torch", "autograder.grading.session_of_submissions", "autograder.grading.worker",
+                           "autograder.pipeline.sd_pipeline", "autograder.sandbox.student_process")
 PRELOADED = ["autograder.grading.template_imports"]
 
 

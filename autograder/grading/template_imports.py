@@ -5,16 +5,14 @@ collections they set off walked them all again and again. Frozen afterwards, so 
 collection walks them (and copies the pages they sit on) either.
 """
 import gc
+import importlib
+
+from autograder.grading.template import IMPORTED_BEFORE_FORKING
 
 gc.disable()
 try:
-    import pytest  # noqa: F401
-    import torch  # noqa: F401
-
-    import autograder.grading.session_of_submissions  # noqa: F401
-    import autograder.grading.worker  # noqa: F401
-    import autograder.pipeline.sd_pipeline  # noqa: F401
-    import autograder.sandbox.student_process  # noqa: F401
+    for name in IMPORTED_BEFORE_FORKING:
+        importlib.import_module(name)
 finally:
     gc.freeze()
     gc.enable()
