@@ -17,6 +17,7 @@ class three times (`--runs`) and its median time is the figure, every run's time
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -66,6 +67,15 @@ def write_class(folder: Path, size: int) -> list[str]:
         build(variant, folder / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
         students.append(student)
     return students
+
+
+@contextlib.contextmanager
+def scratch_class(size: int, prefix: str):
+    """A scratch folder with the tiny pipeline in tiny-sd/ and a class of `size` in submitted/: (folder, students)."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as scratch:
+        scratch = Path(scratch)
+        build_tiny_pipeline(scratch / "tiny-sd")
+        yield scratch, write_class(scratch / "submitted", size)
 
 
 def write_lesson2_class(folder: Path, size: int) -> int:

@@ -17,7 +17,6 @@ import argparse
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -25,9 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from grade_class import write_class  # noqa: E402
-
-from autograder.pipeline.stand_in import build_tiny_pipeline  # noqa: E402
+from grade_class import scratch_class  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -97,10 +94,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=40, help="class size")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="grading-cpu-") as scratch:
-        scratch = Path(scratch)
-        build_tiny_pipeline(scratch / "tiny-sd")
-        write_class(scratch / "submitted", args.size)
+    with scratch_class(args.size, "grading-cpu-") as (scratch, _):
         wall, busy, roles = grade_sampled([
             sys.executable, "-m", "autograder", "grade", str(scratch / "submitted"), "--out", str(scratch / "out"),
             "--quiet", "--force", "--sd-model", str(scratch / "tiny-sd"), "--sd-device", "cpu"])
