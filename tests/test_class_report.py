@@ -40,19 +40,19 @@ import os, runpy, sys
 from autograder.cli import grade
 from autograder.reports import similarity
 
-write_class_reports, made_late = grade.write_class_reports, []
+class_reports_after, made_late = grade.class_reports_after, []
 
 def counted(*arguments):
     make = similarity._fingerprint
     similarity._fingerprint = lambda *a, **k: made_late.append(a[0]) or make(*a, **k)
     try:
-        return write_class_reports(*arguments)
+        return class_reports_after(*arguments)
     finally:
         similarity._fingerprint = make
         with open(os.environ["LATE_FINGERPRINTS"], "w") as handle:
             handle.write(str(len(made_late)))
 
-grade.write_class_reports = counted
+grade.class_reports_after = counted
 sys.argv = ["autograder", *sys.argv[1:]]
 runpy.run_module("autograder", run_name="__main__")
 """

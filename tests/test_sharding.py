@@ -71,12 +71,19 @@ def test_shards_are_a_stable_partition_and_merge_refuses_what_does_not_cover_the
     refused(cli("merge", str(first), str(first), str(second), "--out", str(tmp_path / "m2")), 2, "overlap")
     refused(cli(*merge, str(one)), 2, "not empty")
     refused(cli("merge", str(first), str(one), "--out", str(tmp_path / "m3")), 2, "no shard's results")
+    manifest = json.loads((second / shards.MANIFEST).read_text())
+    for field in ("of", "shard", "grader", "class"):   # a manifest cut short or written by hand is no shard's
+        (second / shards.MANIFEST).write_text(json.dumps({k: v for k, v in manifest.items() if k != field}))
+        refused(cli(*merge, str(tmp_path / "m3")), 2, f"{second} holds no shard's results")
+    (second / shards.MANIFEST).write_text(json.dumps(manifest))
     third = tmp_path / "third"
     assert cli("grade", str(tmp_path / "class"), "--out", str(third), "--shard", "2/3", "--quiet")[0] == 0
     refused(cli("merge", str(first), str(third), "--out", str(tmp_path / "m4")), 2, "split the class differently")
     manifest = json.loads((second / shards.MANIFEST).read_text())
     for change, words in (({"grader": {**manifest["grader"], "code": "0" * 64}}, "different grader versions"),
                           ({"grader": {**manifest["grader"], "options": ["--call-timeout", "5"]}}, "different options"),
+                          ({"reports": {**manifest["reports"], "hidden_visibility": "hidden"}}, "different options"),
+                          ({"reports": {**manifest["reports"], "timeout": 5.0}}, "different options"),
                           ({"class": {"submissions": 4, "digest": "0"}}, "different submissions")):
         (second / shards.MANIFEST).write_text(json.dumps({**manifest, **change}))
         refused(cli(*merge, str(tmp_path / "m5")), 2, words)
@@ -90,6 +97,12 @@ def test_shards_are_a_stable_partition_and_merge_refuses_what_does_not_cover_the
     refused(cli(*grade, str(tmp_path / "x"), "--shard", "half"), 1, "I/N")
     refused(cli(*grade, str(first), "--shard", "1/2"), 1, "holds the results of shard 0/2")
     refused(cli(*grade, str(first)), 1, "the whole class")
+    refused(cli(*grade, str(one), "--shard", "0/2"), 1, "holds the results of a whole class")
+    refused(cli(*grade, str(tmp_path / "merged"), "--shard", "0/2"), 1, "holds the results of a whole class")
+    # Through the command line, not only by hand: a shard graded with other report options is refused.
+    hidden = tmp_path / "hidden"
+    assert cli(*grade, str(hidden), "--shard", "1/2", "--hidden-visibility", "hidden")[0] == 0
+    refused(cli("merge", str(first), str(hidden), "--out", str(tmp_path / "m7")), 2, "different options")
 
 
 @pytest.fixture(scope="module")
@@ -107,8 +120,7 @@ def course(tmp_path_factory, tiny_pipeline_dir):
     commands = {"one run": ["python", "-m", "autograder", "grade", "submitted", "--out", "one", "--quiet"],
                 "slurm": ["bash", str(SLURM)], "kubernetes": k8s_command(K8S_GRADE, index=1, count=3),
                 "github": workflow_command("Grade shard")}
-    engine_env = {"slurm": {"SLURM_SUBMIT_DIR": str(course), "SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_COUNT": "3",
-                            "SLURM_CPUS_PER_TASK": "1"},
+    engine_env = {"slurm": slurm_env(course, index=0, tasks=3),
                   "github": workflow_env(workflow_step("Grade shard"), shard=2, count=3)}
     cpus = sorted(os.sched_getaffinity(0))
     pinned = {"slurm": cpus[0], "kubernetes": cpus[0], "github": cpus[-1]}
@@ -120,6 +132,13 @@ def course(tmp_path_factory, tiny_pipeline_dir):
     outputs = {name: process.communicate(timeout=600)[0] for name, process in running.items()}
     runs = {name: (running[name].returncode, output) for name, output in outputs.items()}
     return course, env, runs
+
+
+def slurm_env(course: Path, index: int, tasks: int) -> dict:
+    """An array task's environment as sbatch sets it (`tasks`: the size of the array submitted), for a class
+    in 3 shards: the script's SHARDS, passed on by sbatch with the rest of the environment."""
+    return {"SLURM_SUBMIT_DIR": str(course), "SLURM_ARRAY_TASK_ID": str(index), "SLURM_ARRAY_TASK_COUNT": str(tasks),
+            "SLURM_CPUS_PER_TASK": "1", "SHARDS": "3"}
 
 
 def k8s_command(manifest: Path, index: int | None = None, count: int | None = None) -> list[str]:
@@ -165,6 +184,12 @@ def verdicts(folder: Path) -> dict:
             for path in sorted((folder / ASSIGNMENT).glob("*/outcome.json"))}
 
 
+def summary(folder: Path) -> str:
+    """The class report's table of how the class did."""
+    page = (folder / ASSIGNMENT / "class-report.html").read_text()
+    return re.search(r'<table class="summary">.*?</table>', page, re.S).group(0)
+
+
 def test_three_shards_merged_are_the_class_graded_in_one_run(course):
     course, env, runs = course
     assert all(code == 0 for code, _ in runs.values()), {name: out[-3000:] for name, (code, out) in runs.items()}
@@ -179,6 +204,9 @@ def test_three_shards_merged_are_the_class_graded_in_one_run(course):
         assert "4 submissions from 3 shards merged" in run.stdout
         assert (merged / ASSIGNMENT / "grades.csv").read_bytes() == (one / ASSIGNMENT / "grades.csv").read_bytes()
         assert verdicts(merged) == verdicts(one) and len(verdicts(one)) == len(CLASS)
+        # The class report as one run writes it, over every shard's students.
+        assert summary(merged) == summary(one) and "<td class=\"num\">4</td>" in summary(one)
+        assert (merged / ".previous-run").is_dir() == (engine != "slurm")   # a merge again keeps what it replaces
     rows = (one / ASSIGNMENT / "grades.csv").read_text().splitlines()[1:]
     scores = {row.split(",")[0]: row.split(",")[-4] for row in rows}
     assert scores == {"broken": "0", "full": "30", "nothing": "0", "slip": "23"}
@@ -194,6 +222,10 @@ def test_a_shard_run_again_keeps_its_results(course):
     run = subprocess.run(workflow_command("Grade shard"), cwd=course, capture_output=True,
                          text=True, timeout=300, env={**env, **workflow_env(workflow_step("Grade shard"), 2, 3)})
     assert run.returncode == 0 and "keeping 1 results" in run.stderr, run.stderr
+    # Resubmitted on its own (sbatch --array=2: an array of one task), the Slurm task is still shard 2 of 3.
+    run = subprocess.run(["bash", str(SLURM)], cwd=course, capture_output=True, text=True, timeout=300,
+                         env={**env, **slurm_env(course, index=2, tasks=1)})
+    assert run.returncode == 0 and "keeping 1 results" in run.stderr, run.stdout + run.stderr
     assert stored.stat().st_mtime_ns == stamp
 
 
@@ -242,7 +274,7 @@ def test_shards_on_one_machine_take_one_gpu_each(tmp_path, monkeypatch):
     from tests.submissions import build
 
     build(HOSTILE["untouched_stubs"][0], tmp_path / "in" / "ada" / f"{ASSIGNMENT}.ipynb")
-    index = shards.owner(f"{ASSIGNMENT}/ada", 2)
+    index = shards.owner((ASSIGNMENT, "ada"), 2)
     run = subprocess.run([sys.executable, "-m", "autograder", "grade", str(tmp_path / "in"), "--out", str(tmp_path / "o"),
                           "--shard", f"{index}/2", "--sd-device", "cuda", "--require-gpu", "--quiet"], cwd=ROOT, capture_output=True,
                          text=True, timeout=300, env={**os.environ, "CUDA_VISIBLE_DEVICES": "0,1"})

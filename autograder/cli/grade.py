@@ -13,6 +13,7 @@ from pathlib import Path
 from autograder import assignments
 from autograder.cli import options
 from autograder.cli.options import PACKAGE_DIR
+from autograder.cli.report import class_reports_after
 from autograder.grading import template
 from autograder.grading.worker import GradingWorker, compute_environment
 from autograder.intake.discover import OUTPUT_MARKER, discover
@@ -73,17 +74,6 @@ def progress(items, total: int, quiet: bool):
     return lines()
 
 
-def write_class_reports(out_dir: Path, names: list[str]) -> None:
-    from autograder.cli.report import previous_of, write_reports
-
-    try:
-        for path in write_reports(out_dir, names, previous_of(out_dir, None)):
-            print(f"class report: {path}")
-    except Exception as error:   # the grades are stored already; a report that fails must not hide them
-        print(f"warning: no class report ({type(error).__name__}: {error}); "
-              f"try `python -m autograder report {out_dir}`", file=sys.stderr)
-
-
 def run(args) -> int:
     options.at_least(args, workers=1, timeout=1, call_timeout=1, cell_timeout=1)
     shard = shards.parse(args.shard) if args.shard else None
@@ -117,7 +107,8 @@ def run(args) -> int:
         pipeline = pipeline.for_shard(shard[0])
         worker_options[worker_options.index("--sd-device") + 1] = pipeline.device
     if shard:
-        shards.write(out_dir, shard, [s.key for s in submissions], every, grader)
+        shards.write(out_dir, shard, [s.key for s in submissions], every, grader,
+                     {"hidden_visibility": args.hidden_visibility, "timeout": args.timeout})
         if not submissions:
             print(f"shard {'%d/%d' % shard}: none of the class's {len(every)} submissions falls in it")
             return 0
@@ -218,7 +209,7 @@ def run(args) -> int:
             server.close()
         run_dir.cleanup()
     print(report.write_class(out_dir, {s.assignment for s in submissions}))
-    write_class_reports(out_dir, sorted({s.assignment for s in submissions}))
+    class_reports_after(out_dir, sorted({s.assignment for s in submissions}))
     similarity.forget()
     log = grader_errors.write(out_dir, [(f"{s.assignment}/{s.student}", outcome) for s, outcome in failed])
     of_class = f"shard {'%d/%d' % shard} of {len(every)}; " if shard else ""

@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 from autograder import assignments
+from autograder.cli.report import class_reports_after
 from autograder.intake.discover import OUTPUT_MARKER
-from autograder.reports import grader_errors, report, shards
+from autograder.reports import grader_errors, regrade_diff, report, shards
 
 MERGED = "merged.json"   # what an earlier merge wrote: its folder may be merged into again
 
@@ -21,6 +22,8 @@ def run(args) -> int:
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    if (out_dir / MERGED).is_file():   # as a regrade does: the class report diffs against what this replaces
+        regrade_diff.keep_previous(out_dir, [name for name in assignments.ASSIGNMENTS if (out_dir / name).is_dir()])
     for name in assignments.ASSIGNMENTS:   # an earlier merge's students, some perhaps no longer in the class
         shutil.rmtree(out_dir / name, ignore_errors=True)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -32,7 +35,9 @@ def run(args) -> int:
     report.write_atomically(out_dir / MERGED, json.dumps({
         "of": first["of"], "grader": first["grader"], "class": first["class"],
         "shards": {shards.name(m): str(m["folder"]) for m in sorted(manifests, key=lambda m: m["shard"])}}, indent=1))
-    print(report.write_class(out_dir, {assignment for _, (assignment, _) in owned}))
+    graded = {assignment for _, (assignment, _) in owned}
+    print(report.write_class(out_dir, graded))
+    class_reports_after(out_dir, sorted(graded))
     outcomes = {key: json.loads((out_dir.joinpath(*key) / report.OUTCOME_FILE).read_text()) for _, key in owned}
     failed = [("/".join(key), outcome) for key, outcome in sorted(outcomes.items()) if outcome.get("grader_failed")]
     log = grader_errors.write(out_dir, failed)
@@ -47,7 +52,7 @@ def register(commands) -> None:
     merge = commands.add_parser("merge", help="assemble the folders of a class graded in shards (grade --shard I/N)",
                                 description="Check that the shards' folders cover the class once, graded by one grader "
                                             "with one command line, then write what one grade run would: each "
-                                            "submission's reports and each assignment's grades.csv.")
+                                            "submission's reports, each assignment's grades.csv and class report.")
     merge.add_argument("shards", nargs="+", metavar="SHARD_DIR", help="the --out folder of each shard")
     merge.add_argument("--out", required=True, metavar="DIR",
                        help="where to write the merged class: a new folder, or one merged into before")

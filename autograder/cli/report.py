@@ -22,6 +22,17 @@ def write_reports(out_dir: Path, names: list[str], previous: Path | None, simila
     return [class_report.write(out_dir, name, previous, similarity) for name in names]
 
 
+def class_reports_after(out_dir: Path, names: list[str]) -> None:
+    """The class reports at the end of `grade` or `merge`: the grades are stored already, so a report that
+    fails says so and hides nothing."""
+    try:
+        for path in write_reports(out_dir, names, previous_of(out_dir, None)):
+            print(f"class report: {path}")
+    except Exception as error:
+        print(f"warning: no class report ({type(error).__name__}: {error}); "
+              f"try `python -m autograder report {out_dir}`", file=sys.stderr)
+
+
 def run(args) -> int:
     out_dir = Path(args.out)
     names = options.graded_assignments(out_dir, args.assignment)

@@ -38,9 +38,11 @@ def class_digest(keys: list[tuple[str, str]]) -> str:
 
 
 def write(out_dir: Path, shard: tuple[int, int], owned: list[tuple[str, str]], every: list[tuple[str, str]],
-          grader: dict) -> None:
+          grader: dict, reports: dict) -> None:
+    """`reports`: the options that change what a shard writes but not a stored result (a run may resume with
+    other values, as `grade` does; the shards of one class may not differ in them)."""
     write_atomically(out_dir / MANIFEST, json.dumps({
-        "shard": shard[0], "of": shard[1], "grader": grader,
+        "shard": shard[0], "of": shard[1], "grader": grader, "reports": reports,
         "class": {"submissions": len(every), "digest": class_digest(every)},
         "keys": sorted(owned)}, indent=1))
 
@@ -50,6 +52,9 @@ def refuse_another(out_dir: Path, shard: tuple[int, int] | None) -> None:
     try:
         held = json.loads((out_dir / MANIFEST).read_text())
     except (OSError, ValueError):
+        if shard and any(Path(out_dir).glob(f"*/*/{OUTCOME_FILE}")):
+            raise SystemExit(f"error: {out_dir} holds the results of a whole class: grade shard {shard[0]}/{shard[1]} "
+                             "into another --out") from None
         return
     if (held.get("shard"), held.get("of")) != shard:
         raise SystemExit(f"error: {out_dir} holds the results of shard {held.get('shard')}/{held.get('of')}: grade "
@@ -67,6 +72,10 @@ def read(folders: list[Path]) -> tuple[list[dict], str | None]:
         try:
             manifest = json.loads((folder / MANIFEST).read_text())
             manifest["keys"] = [tuple(key) for key in manifest["keys"]]
+            # What coverage() compares, all there (a file cut short or written by hand is no shard's).
+            if not (isinstance(manifest["shard"], int) and isinstance(manifest["of"], int)
+                    and {"code", "options"} <= set(manifest["grader"]) and isinstance(manifest["class"], dict)):
+                raise TypeError(MANIFEST)
         except (OSError, ValueError, KeyError, TypeError):
             return [], f"{folder} holds no shard's results (no readable {MANIFEST}): grade it with --shard I/N"
         manifests.append({**manifest, "folder": folder})
@@ -91,7 +100,7 @@ def coverage(manifests: list[dict]) -> str | None:
     problem = (_differ(manifests, lambda m: m["of"], "split the class differently: merge shards of one --shard I/N")
                or _differ(manifests, lambda m: m["grader"]["code"],
                           "were graded by different grader versions: grade every shard with one checkout")
-               or _differ(manifests, lambda m: m["grader"]["options"],
+               or _differ(manifests, lambda m: (m["grader"]["options"], m.get("reports")),
                           "were graded with different options: grade every shard with one command line")
                or _differ(manifests, lambda m: m["class"],
                           "were given different submissions: grade every shard from the same copy of the class"))
