@@ -108,7 +108,7 @@ def run(args) -> int:
         worker_options[worker_options.index("--sd-device") + 1] = pipeline.device
     if shard:
         shards.write(out_dir, shard, [s.key for s in submissions], every, grader,
-                     {"hidden_visibility": args.hidden_visibility, "timeout": args.timeout})
+                     {"hidden_visibility": args.hidden_visibility})
         if not submissions:
             print(f"shard {'%d/%d' % shard}: none of the class's {len(every)} submissions falls in it")
             return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from autograder import assignments
@@ -12,6 +13,7 @@ from autograder.intake.discover import OUTPUT_MARKER
 from autograder.reports import grader_errors, regrade_diff, report, shards
 
 MERGED = "merged.json"   # what an earlier merge wrote: its folder may be merged into again
+EARLIER = ".earlier-merge-"   # that merge's results, moved aside while this one is written
 
 
 def run(args) -> int:
@@ -22,15 +24,21 @@ def run(args) -> int:
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    if (out_dir / MERGED).is_file():   # as a regrade does: the class report diffs against what this replaces
-        regrade_diff.keep_previous(out_dir, [name for name in assignments.ASSIGNMENTS if (out_dir / name).is_dir()])
-    for name in assignments.ASSIGNMENTS:   # an earlier merge's students, some perhaps no longer in the class
-        shutil.rmtree(out_dir / name, ignore_errors=True)
     out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.glob(f"{EARLIER}*"):   # left by a merge that was killed midway
+        shutil.rmtree(stale)
+    earlier = Path(tempfile.mkdtemp(prefix=EARLIER, dir=out_dir))
+    for name in assignments.ASSIGNMENTS:   # an earlier merge's students, some perhaps no longer in the class
+        if (out_dir / name).is_dir():
+            shutil.move(out_dir / name, earlier / name)
     (out_dir / OUTPUT_MARKER).touch()
     owned = [(manifest["folder"], key) for manifest in manifests for key in manifest["keys"]]
     for folder, key in owned:
         shutil.copytree(folder.joinpath(*key), out_dir.joinpath(*key))
+    # As a regrade does: when this merge changed results, the class report diffs against what it replaced.
+    if any(earlier.iterdir()) and regrade_diff.digest(earlier) != regrade_diff.digest(out_dir):
+        regrade_diff.keep_previous(out_dir, list(assignments.ASSIGNMENTS), source=earlier)
+    shutil.rmtree(earlier)
     first = manifests[0]
     report.write_atomically(out_dir / MERGED, json.dumps({
         "of": first["of"], "grader": first["grader"], "class": first["class"],

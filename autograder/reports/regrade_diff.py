@@ -119,13 +119,13 @@ def render_text(moves: list[Move], old_run: Path, new_run: Path) -> str:
     return "\n".join(lines)
 
 
-def keep_previous(out_dir: Path, names: list[str]) -> Path:
-    """Copies the outcomes now stored for these assignments to OUT/.previous-run/ (replacing an older copy), before
-    a regrade replaces them."""
+def keep_previous(out_dir: Path, names: list[str], source: Path | None = None) -> Path:
+    """Copies the outcomes now stored for these assignments (in OUT, or in `source` where they were moved aside)
+    to OUT/.previous-run/, replacing an older copy, before a regrade replaces them."""
     kept = Path(out_dir) / PREVIOUS_RUN
     for name in names:
         shutil.rmtree(kept / name, ignore_errors=True)
-        for path in sorted((Path(out_dir) / name).glob(f"*/{report.OUTCOME_FILE}")):
+        for path in sorted((Path(source or out_dir) / name).glob(f"*/{report.OUTCOME_FILE}")):
             target = kept / name / path.parent.name / report.OUTCOME_FILE
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, target)

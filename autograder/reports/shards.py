@@ -49,34 +49,51 @@ def write(out_dir: Path, shard: tuple[int, int], owned: list[tuple[str, str]], e
 
 def refuse_another(out_dir: Path, shard: tuple[int, int] | None) -> None:
     """A shard's folder holds that shard alone: another slice, or the whole class, goes into a folder of its own."""
-    try:
-        held = json.loads((out_dir / MANIFEST).read_text())
-    except (OSError, ValueError):
-        if shard and any(Path(out_dir).glob(f"*/*/{OUTCOME_FILE}")):
-            raise SystemExit(f"error: {out_dir} holds the results of a whole class: grade shard {shard[0]}/{shard[1]} "
-                             "into another --out") from None
+    held = manifest_of(out_dir)
+    if held is not None:
+        if (held["shard"], held["of"]) != shard:
+            raise SystemExit(f"error: {out_dir} holds the results of shard {name(held)}: grade "
+                             f"{'shard %d/%d' % shard if shard else 'the whole class'} into another --out")
         return
-    if (held.get("shard"), held.get("of")) != shard:
-        raise SystemExit(f"error: {out_dir} holds the results of shard {held.get('shard')}/{held.get('of')}: grade "
-                         f"{'shard %d/%d' % shard if shard else 'the whole class'} into another --out")
+    # No readable manifest: a whole class's results, a merge's, or this shard's with its shard.json damaged.
+    strangers = [key for key in graded_keys(out_dir) if shard and owner(key, shard[1]) != shard[0]]
+    if strangers:
+        raise SystemExit(f"error: {out_dir} holds results that shard {shard[0]}/{shard[1]} does not own "
+                         f"({'/'.join(strangers[0])} and {len(strangers) - 1} more): a whole class's or another "
+                         f"shard's; grade shard {shard[0]}/{shard[1]} into another --out")
+
+
+def graded_keys(out_dir: Path) -> list[tuple[str, str]]:
+    return sorted((path.parent.parent.name, path.parent.name) for path in Path(out_dir).glob(f"*/*/{OUTCOME_FILE}"))
 
 
 def name(manifest: dict) -> str:
     return f"{manifest['shard']}/{manifest['of']}"
 
 
+def manifest_of(folder: Path) -> dict | None:
+    """The folder's shard.json with every field that coverage() compares, else None (no file, or one cut short
+    or written by hand)."""
+    try:
+        manifest = json.loads((Path(folder) / MANIFEST).read_text())
+        keys = [tuple(key) for key in manifest["keys"]]
+        shard, count, grader = manifest["shard"], manifest["of"], manifest["grader"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not (isinstance(shard, int) and isinstance(count, int) and 0 <= shard < count
+            and isinstance(grader, dict) and {"code", "options"} <= set(grader)
+            and isinstance(manifest.get("class"), dict)
+            and all(len(key) == 2 and all(isinstance(part, str) for part in key) for key in keys)):
+        return None
+    return {**manifest, "keys": keys}
+
+
 def read(folders: list[Path]) -> tuple[list[dict], str | None]:
     """Each folder's manifest (with its folder), or the one line saying why these shards cannot be merged."""
     manifests = []
     for folder in folders:
-        try:
-            manifest = json.loads((folder / MANIFEST).read_text())
-            manifest["keys"] = [tuple(key) for key in manifest["keys"]]
-            # What coverage() compares, all there (a file cut short or written by hand is no shard's).
-            if not (isinstance(manifest["shard"], int) and isinstance(manifest["of"], int)
-                    and {"code", "options"} <= set(manifest["grader"]) and isinstance(manifest["class"], dict)):
-                raise TypeError(MANIFEST)
-        except (OSError, ValueError, KeyError, TypeError):
+        manifest = manifest_of(folder)
+        if manifest is None:
             return [], f"{folder} holds no shard's results (no readable {MANIFEST}): grade it with --shard I/N"
         manifests.append({**manifest, "folder": folder})
     return manifests, coverage(manifests)

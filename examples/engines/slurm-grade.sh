@@ -7,7 +7,7 @@
 #
 # A task that fails or times out is resubmitted with the same index (sbatch --array=3 ...): it keeps
 # what it had graded. N is SHARDS, not the array's size, which is 1 for such a resubmission; for
-# another N, change both (SHARDS=16 sbatch --array=0-15 ...: sbatch passes the environment on).
+# another N, give it to every sbatch of this script: sbatch --export=ALL,SHARDS=16 --array=0-15 ...
 # The merge refuses a missing or unfinished shard, naming it. See docs/sharding.md.
 #SBATCH --job-name=autograde
 #SBATCH --cpus-per-task=4
