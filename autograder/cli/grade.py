@@ -209,9 +209,10 @@ def run(args) -> int:
             server.close()
         run_dir.cleanup()
     print(report.write_class(out_dir, {s.assignment for s in submissions}))
+    # What the instructor must act on is written before the report, which may take a while on a large class.
+    log = grader_errors.write(out_dir, [(f"{s.assignment}/{s.student}", outcome) for s, outcome in failed])
     class_reports_after(out_dir, sorted({s.assignment for s in submissions}))
     similarity.forget()
-    log = grader_errors.write(out_dir, [(f"{s.assignment}/{s.student}", outcome) for s, outcome in failed])
     of_class = f"shard {'%d/%d' % shard} of {len(every)}; " if shard else ""
     print(f"\n{len(submissions)} submissions graded into {out_dir} ({of_class}sandbox: {mode})")
     if log:

@@ -45,10 +45,10 @@ def run(args) -> int:
         "shards": {shards.name(m): str(m["folder"]) for m in sorted(manifests, key=lambda m: m["shard"])}}, indent=1))
     graded = {assignment for _, (assignment, _) in owned}
     print(report.write_class(out_dir, graded))
-    class_reports_after(out_dir, sorted(graded))
     outcomes = {key: json.loads((out_dir.joinpath(*key) / report.OUTCOME_FILE).read_text()) for _, key in owned}
     failed = [("/".join(key), outcome) for key, outcome in sorted(outcomes.items()) if outcome.get("grader_failed")]
     log = grader_errors.write(out_dir, failed)
+    class_reports_after(out_dir, sorted(graded))
     print(f"\n{len(owned)} submissions from {first['of']} shards merged into {out_dir}")
     if log:
         print(f"grader errors on {len(failed)} submissions, not graded: {', '.join(name for name, _ in failed)}; "
