@@ -55,12 +55,15 @@ def refuse_another(out_dir: Path, shard: tuple[int, int] | None) -> None:
             raise SystemExit(f"error: {out_dir} holds the results of shard {name(held)}: grade "
                              f"{'shard %d/%d' % shard if shard else 'the whole class'} into another --out")
         return
+    if shard is None:
+        return
     # No readable manifest: a whole class's results, a merge's, or this shard's with its shard.json damaged.
-    strangers = [key for key in graded_keys(out_dir) if shard and owner(key, shard[1]) != shard[0]]
+    strangers = [key for key in graded_keys(out_dir) if owner(key, shard[1]) != shard[0]]
     if strangers:
+        more = f" and {len(strangers) - 1} more" if len(strangers) > 1 else ""
         raise SystemExit(f"error: {out_dir} holds results that shard {shard[0]}/{shard[1]} does not own "
-                         f"({'/'.join(strangers[0])} and {len(strangers) - 1} more): a whole class's or another "
-                         f"shard's; grade shard {shard[0]}/{shard[1]} into another --out")
+                         f"({'/'.join(strangers[0])}{more}): a whole class's or another shard's; grade shard "
+                         f"{shard[0]}/{shard[1]} into another --out")
 
 
 def graded_keys(out_dir: Path) -> list[tuple[str, str]]:
